@@ -1,0 +1,359 @@
+"""Typed bridge configuration: one YAML file, `${ENV}` substitution, validated at start-up.
+
+Every error names the file, the field path and what is wrong, e.g.::
+
+    examples/bridge.yaml: routes.purchase_completed.destination: unknown destination 'zeotapp'
+        (known: zeotap)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+ZEOTAP_MAX_REQUEST_BYTES = 20 * 1024 * 1024
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names file, field path and problem."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- Kafka
+
+
+class SaslSettings(_Model):
+    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = "PLAIN"
+    username: str | None = None
+    password: SecretStr | None = None
+    # OAUTHBEARER (OIDC client credentials)
+    oauth_token_endpoint: str | None = None
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
+    oauth_scope: str | None = None
+
+    @model_validator(mode="after")
+    def _credentials_present(self) -> SaslSettings:
+        if self.mechanism == "OAUTHBEARER":
+            if not (self.oauth_token_endpoint and self.oauth_client_id and self.oauth_client_secret):
+                raise ValueError(
+                    "OAUTHBEARER needs oauth_token_endpoint, oauth_client_id and oauth_client_secret"
+                )
+        elif not (self.username and self.password):
+            raise ValueError(f"{self.mechanism} needs username and password")
+        return self
+
+
+class TlsSettings(_Model):
+    cafile: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    key_password: SecretStr | None = None
+    check_hostname: bool = True
+
+
+class SchemaRegistrySettings(_Model):
+    url: str
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class KafkaSettings(_Model):
+    bootstrap_servers: str
+    group_id: str = "s2s-bridge"
+    client_id: str = "s2s-bridge"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl: SaslSettings | None = None
+    tls: TlsSettings | None = None
+    schema_registry: SchemaRegistrySettings | None = None
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    create_topics: bool = True
+    topic_partitions: Annotated[int, Field(ge=1)] = 6
+    replication_factor: Annotated[int, Field(ge=1)] = 1
+    commit_interval_s: Annotated[float, Field(gt=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and self.sasl is None:
+            raise ValueError(f"security_protocol {self.security_protocol} needs a 'sasl' section")
+        return self
+
+
+# --------------------------------------------------------------------------- destinations
+
+
+class BatchSettings(_Model):
+    max_events: Annotated[int, Field(ge=1, le=100_000)] = 500
+    max_bytes: Annotated[int, Field(ge=1024)] = 5 * 1024 * 1024
+    linger_ms: Annotated[int, Field(ge=0)] = 200
+
+
+class RetrySettings(_Model):
+    initial_backoff_s: Annotated[float, Field(gt=0)] = 0.2
+    max_backoff_s: Annotated[float, Field(gt=0)] = 30.0
+    # attempts before the destination is reported unhealthy (the records are still retried:
+    # an unhealthy destination pauses consumption instead of dead-lettering the stream)
+    unhealthy_after: Annotated[int, Field(ge=1)] = 3
+
+
+class IdentitySettings(_Model):
+    hash: bool = True
+    phone_format: Literal["e164", "digits"] = "e164"
+    fold_gmail: bool = False
+
+
+class ConsentSettings(_Model):
+    require: tuple[str, ...] = ()
+    any_of: tuple[str, ...] = ()
+    missing: Literal["forward", "filter"] = "filter"
+
+
+class DestinationSettings(_Model):
+    url: str
+    timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    concurrency: Annotated[int, Field(ge=1, le=256)] = 4
+    rate_limit_rps: Annotated[float, Field(gt=0)] | None = None
+    gzip: bool = False
+    batch: BatchSettings = BatchSettings()
+    retry: RetrySettings = RetrySettings()
+    identity: IdentitySettings = IdentitySettings()
+    consent: ConsentSettings = ConsentSettings()
+    country_format: Literal["alpha2", "alpha3"] = "alpha3"
+    timestamp_format: Literal["iso", "unix", "unix_ms"] = "iso"
+    verify_tls: bool = True
+    allow_insecure_http: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http(s) URL, got {v!r}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _https_required(self) -> DestinationSettings:
+        parts = urlsplit(self.url)
+        if parts.scheme == "http" and not self.allow_insecure_http and not _is_loopback(parts.hostname or ""):
+            raise ValueError(
+                f"url {self.url!r} is plain http to a non-loopback host; use https "
+                "(or set allow_insecure_http: true, which is logged loudly)"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ZeotapDestination(DestinationSettings):
+    type: Literal["zeotap"]
+    write_key: SecretStr
+    region: str
+    mode: Literal["batch", "realtime"] = "batch"
+    batch: BatchSettings = BatchSettings()
+    country_format: Literal["alpha2", "alpha3"] = "alpha3"
+
+    @model_validator(mode="after")
+    def _zeotap_limits(self) -> ZeotapDestination:
+        if self.batch.max_bytes > ZEOTAP_MAX_REQUEST_BYTES:
+            raise ValueError(f"batch.max_bytes exceeds Zeotap's 20 MB request limit ({ZEOTAP_MAX_REQUEST_BYTES})")
+        if not self.write_key.get_secret_value():
+            raise ValueError("write_key is empty")
+        return self
+
+
+class AudiohookDestination(DestinationSettings):
+    type: Literal["audiohook"]
+    pixel_id: str
+    country_format: Literal["alpha2", "alpha3"] = "alpha2"
+
+
+class ActivationDestination(DestinationSettings):
+    type: Literal["activation"]
+    api_key: SecretStr
+    country_format: Literal["alpha2", "alpha3"] = "alpha2"
+
+
+Destination = Annotated[
+    ZeotapDestination | AudiohookDestination | ActivationDestination, Field(discriminator="type")
+]
+
+
+# --------------------------------------------------------------------------- routes
+
+
+class CountrySourceSettings(_Model):
+    """Where a record's country comes from; first hit wins, in this order."""
+
+    field: str | None = "customer.country"
+    phone: str | None = "customer.phone"
+    ip: str | None = "context.ip_address"
+    locale: str | None = "context.locale"
+    default: str | None = None
+
+
+class RouteSettings(_Model):
+    topic: str
+    schema_file: Path = Field(alias="schema")
+    framing: Literal["auto", "confluent", "single_object", "plain"] = "auto"
+    destination: str
+    dead_letter_topic: str | None = None
+    entity: Literal["customer", "nce"] = "customer"
+    country: CountrySourceSettings = CountrySourceSettings()
+    mapping: dict[str, dict[str, Any]]
+    # consent gate of the destination; off for routes that carry consent changes themselves
+    enforce_consent: bool = True
+    # false: every record of the route is filtered (counted), e.g. while a destination is onboarded
+    forward: bool = True
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def dlt(self) -> str:
+        return self.dead_letter_topic or f"{self.topic}.dlt"
+
+    @field_validator("mapping")
+    @classmethod
+    def _sections_known(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        unknown = set(v) - {"event", "user", "consent", "page", "device"}
+        if unknown:
+            raise ValueError(
+                f"unknown mapping section(s) {sorted(unknown)}; allowed: event, user, consent, page, device"
+            )
+        return v
+
+
+class MetricsSettings(_Model):
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9108
+
+
+class WorkerSettings(_Model):
+    shutdown_grace_s: Annotated[float, Field(gt=0)] = 25.0
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # records held by the worker (decoded, waiting for delivery) per destination, across batches
+    max_in_flight_events: Annotated[int, Field(ge=1)] = 20_000
+
+
+class BridgeConfig(_Model):
+    kafka: KafkaSettings
+    destinations: dict[str, Destination]
+    routes: dict[str, RouteSettings]
+    metrics: MetricsSettings = MetricsSettings()
+    worker: WorkerSettings = WorkerSettings()
+    schema_paths: tuple[Path, ...] = ()
+
+    # set by load_config: where relative paths in the file are resolved from
+    base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> BridgeConfig:
+        for name, route in self.routes.items():
+            if route.destination not in self.destinations:
+                raise _FieldError(
+                    ("routes", name, "destination"),
+                    f"unknown destination {route.destination!r} (known: {', '.join(sorted(self.destinations))})",
+                )
+        return self
+
+    def schema_path(self, route: RouteSettings) -> Path:
+        p = route.schema_file
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+class _FieldError(ValueError):
+    def __init__(self, loc: tuple[str, ...], msg: str) -> None:
+        super().__init__(msg)
+        self.loc = loc
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def substitute_env(node: Any, env: dict[str, str], path: tuple[str, ...] = ()) -> Any:
+    """Replace `${VAR}` / `${VAR:-default}` in every string; a missing variable is an error at its path."""
+    if isinstance(node, dict):
+        return {k: substitute_env(v, env, (*path, str(k))) for k, v in node.items()}
+    if isinstance(node, list):
+        return [substitute_env(v, env, (*path, str(i))) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+
+        def repl(m: re.Match[str]) -> str:
+            var, default = m.group(1), m.group(2)
+            if var in env:
+                return env[var]
+            if default is not None:
+                return default
+            raise _FieldError(path, f"environment variable {var} is not set")
+
+        whole = _ENV_REF.fullmatch(node)
+        value = _ENV_REF.sub(repl, node)
+        # "${PORT}" alone may stand for a number or a boolean: let YAML type it
+        if whole and value and not value.startswith(("{", "[")):
+            return yaml.safe_load(value) if value.strip() else value
+        return value
+    return node
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> BridgeConfig:
+    """Read, substitute and validate a config file; raise ConfigError naming file, field and problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    # `x-...` keys are free for YAML anchors shared between routes
+    raw = {k: v for k, v in raw.items() if not str(k).startswith("x-")}
+    try:
+        raw = substitute_env(raw, dict(os.environ) if env is None else env)
+        raw["base_dir"] = str(path.resolve().parent)
+        return BridgeConfig.model_validate(raw)
+    except _FieldError as exc:
+        raise ConfigError(f"{path}: {'.'.join(exc.loc) or '<top>'}: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(path, exc)) from None
+
+
+def _format_validation_error(path: Path, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        # discriminated unions add the tag to the path: destinations.zeotap.zeotap.url -> .url
+        ctx_err = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _FieldError):
+            loc, msg = list(ctx_err.loc), str(ctx_err)
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        if len(loc) >= 3 and loc[0] == "destinations" and loc[2] in ("zeotap", "audiohook", "activation"):
+            del loc[2]
+        if err["type"] == "missing":
+            msg = "required field is missing"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        lines.append(f"{path}: {'.'.join(loc) or '<top>'}: {msg}")
+    return "\n".join(lines)

@@ -1,0 +1,60 @@
+"""Generic event-activation API (server-side events guide).
+
+Payload: ``event``, ``timestamp`` (ISO 8601), ``customer_id``, ``properties``; an event id for
+idempotency (body ``event_id`` and ``Idempotency-Key`` header on single-event requests).
+Errors: 401 bad credentials, 400 malformed payload, 429 rate limited, 5xx platform issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from streams.config import ActivationDestination
+from streams.destinations.base import EVENT_ID, EVENT_NAME, EVENT_TS, RESERVED_EVENT_KEYS, DestinationAPI, Request
+
+
+class Activation(DestinationAPI):
+    type = "activation"
+    batched = True
+    max_request_bytes = 5 * 1024 * 1024
+
+    def __init__(self, name: str, settings: ActivationDestination) -> None:
+        super().__init__(name, settings)
+        self._url = f"{settings.url}/events"
+        self._headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {settings.api_key.get_secret_value()}",
+        }
+
+    def payload(self, sections: dict[str, dict[str, Any]], nce: bool) -> dict[str, Any]:
+        event = sections.get("event", {})
+        user = sections.get("user", {})
+        props = {k: v for k, v in event.items() if k not in RESERVED_EVENT_KEYS}
+        identifiers = {k: v for k, v in user.items() if k not in ("userId",)}
+        if identifiers:
+            props.setdefault("identifiers", identifiers)
+        for extra in ("page", "device", "consent"):
+            if sections.get(extra):
+                props.setdefault(extra, sections[extra])
+        return {
+            "event": event.get(EVENT_NAME),
+            "timestamp": event.get(EVENT_TS),
+            "customer_id": user.get("userId") or user.get("anonymousId"),
+            "event_id": event.get(EVENT_ID),
+            "properties": props,
+        }
+
+    def batch_body(self, events: Sequence[bytes]) -> bytes:
+        if len(events) == 1:
+            return events[0]
+        return b'{"events":[' + b",".join(events) + b"]}"
+
+    def envelope_bytes(self, n_events: int) -> int:
+        return 0 if n_events <= 1 else 13 + n_events - 1
+
+    def request(self, body: bytes, gzipped: bool = False) -> Request:
+        headers = dict(self._headers)
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        return Request(self._url, headers, body)

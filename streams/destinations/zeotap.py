@@ -1,0 +1,64 @@
+"""Zeotap CDP server-to-server source (HTTP API).
+
+Documented contract: POST to the source's API URL with query ``region`` and ``eventType=s2s``;
+``Content-Type: application/json``; ``Authorization: Basic base64("w_k:" + write_key)``; a real-time
+call carries one object ``{event, user, consent, page, device}``, a batch call ``{"events": [...]}``
+of at most 20 MB; ``204`` is success; ``400`` carries the reason in the ``x-zeo-debug`` header.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from streams.config import ZEOTAP_MAX_REQUEST_BYTES, ZeotapDestination
+from streams.destinations.base import Classified, DestinationAPI, Request, Verdict, classify_common
+
+# A 400 whose debug text names these is our misconfiguration (the doc's own troubleshooting list:
+# region, eventType, Authorization header), not a bad record: stop instead of dead-lettering.
+_CONFIG_HINTS = ("region", "eventtype", "authoriz", "write key", "write_key", "w_k")
+
+
+def auth_header(write_key: str) -> str:
+    return "Basic " + base64.b64encode(f"w_k:{write_key}".encode()).decode("ascii")
+
+
+class Zeotap(DestinationAPI):
+    type = "zeotap"
+    max_request_bytes = ZEOTAP_MAX_REQUEST_BYTES
+
+    def __init__(self, name: str, settings: ZeotapDestination) -> None:
+        super().__init__(name, settings)
+        self.zsettings = settings
+        self.batched = settings.mode == "batch"
+        self._url = f"{settings.url}?{urlencode({'region': settings.region, 'eventType': 's2s'})}"
+        self._headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Authorization": auth_header(settings.write_key.get_secret_value()),
+        }
+        self._gzip_headers = {**self._headers, "Content-Encoding": "gzip"}
+
+    def payload(self, sections: dict[str, dict[str, Any]], nce: bool) -> dict[str, Any]:
+        if nce:
+            return {"event": sections.get("event", {})}
+        return {name: body for name, body in sections.items() if body}
+
+    def batch_body(self, events: Sequence[bytes]) -> bytes:
+        if not self.batched:
+            (only,) = events
+            return only
+        return b'{"events":[' + b",".join(events) + b"]}"
+
+    def envelope_bytes(self, n_events: int) -> int:
+        return (13 + max(0, n_events - 1)) if self.batched else 0
+
+    def request(self, body: bytes, gzipped: bool = False) -> Request:
+        return Request(self._url, self._gzip_headers if gzipped else self._headers, body)
+
+    def classify(self, status: int, headers: Mapping[str, str]) -> Classified:
+        debug = headers.get("x-zeo-debug", "")
+        if status == 400 and any(h in debug.lower() for h in _CONFIG_HINTS):
+            return Classified(Verdict.MISCONFIGURED, status, debug)
+        return classify_common(status, headers, debug)

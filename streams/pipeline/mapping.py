@@ -1,0 +1,324 @@
+"""Declarative field mapping: decoded record -> ``event`` / ``user`` / ``consent`` / ``page`` / ``device``.
+
+A mapping is a dict of sections; each section maps a target key to a *spec*:
+
+``"customer.email"``
+    shorthand for ``{path: customer.email}``: a dotted path into nested records.
+``{path: P, default: V, as: T, required: true, keep_null: true}``
+    ``as`` coerces: ``string``, ``int``, ``float``, ``bool``, ``timestamp`` (destination's format),
+    ``date`` (``YYYY-MM-DD``), ``join`` (array -> comma-separated string). Without ``as``,
+    values keep their type (numbers stay numbers, arrays arrays); datetimes become timestamps
+    in the destination's format and dates ``YYYY-MM-DD``.
+``{const: V}``
+    a constant.
+``{path: P, identity: email|phone|name}``
+    an identifier: normalised and (per destination profile) SHA-256 hashed in the enrich stage.
+``{path: P, identity: id}``
+    an identifier that is sent as is (trimmed), e.g. the customer id.
+``{country: true}``
+    the enriched country of the record (ISO 3166, destination's format).
+``{path: P, consent: true}``
+    a consent value, normalised to ``true`` / ``false`` (spellings like yes/granted/1 accepted).
+``"{field}": spec``
+    a target key taken from the record itself, e.g. ``"{consent_type}": {path: status, consent: true}``.
+``"*": {from: P, exclude: [..]}``
+    every field of the record at ``P`` (root when omitted) under its source name.
+
+Nulls are dropped unless ``keep_null`` is set (per field, or ``_keep_nulls: true`` per section).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from streams.pipeline.consent import normalize_consent
+
+SECTIONS = ("event", "user", "consent", "page", "device")
+TimestampFormat = Literal["iso", "unix", "unix_ms"]
+_MISSING: Any = object()
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class MappingError(Exception):
+    """The record does not fit the mapping (a required field is missing, a value cannot be coerced)."""
+
+
+class MappingSpecError(ValueError):
+    """The mapping itself is wrong (a config error): the message names the section and key."""
+
+
+def compile_path(path: str) -> Callable[[Any], Any]:
+    """A getter for a dotted path; a missing step yields the _MISSING sentinel."""
+    parts = tuple(p for p in path.split(".") if p)
+    if not parts:
+        return lambda rec: rec
+    if len(parts) == 1:
+        (a,) = parts
+
+        def get1(rec: Any) -> Any:
+            return rec.get(a, _MISSING) if isinstance(rec, dict) else _MISSING
+
+        return get1
+    if len(parts) == 2:
+        a, b = parts
+
+        def get2(rec: Any) -> Any:
+            v = rec.get(a) if isinstance(rec, dict) else None
+            return v.get(b, _MISSING) if isinstance(v, dict) else _MISSING
+
+        return get2
+
+    def getn(rec: Any) -> Any:
+        v = rec
+        for p in parts:
+            if not isinstance(v, dict):
+                return _MISSING
+            v = v.get(p, _MISSING)
+            if v is _MISSING:
+                return v
+        return v
+
+    return getn
+
+
+def format_timestamp(value: Any, fmt: TimestampFormat) -> Any:
+    """datetime, epoch millis (int) or ISO string -> the destination's timestamp format."""
+    if isinstance(value, dt.datetime):
+        when = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        millis = (when - _EPOCH) // dt.timedelta(milliseconds=1)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        millis = int(value)
+    elif isinstance(value, str):
+        try:
+            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise MappingError(f"not a timestamp: {value[:40]!r}") from None
+        if when.tzinfo is None:
+            raise MappingError(f"timestamp without time zone: {value[:40]!r}")
+        millis = (when - _EPOCH) // dt.timedelta(milliseconds=1)
+    else:
+        raise MappingError(f"not a timestamp: {type(value).__name__}")
+    if fmt == "unix_ms":
+        return millis
+    if fmt == "unix":
+        return millis // 1000
+    return _iso_millis(millis)
+
+
+def _iso_millis(millis: int) -> str:
+    secs, ms = divmod(millis, 1000)
+    return f"{(_EPOCH + dt.timedelta(seconds=secs)).strftime('%Y-%m-%dT%H:%M:%S')}.{ms:03d}Z"
+
+
+def _json_value(value: Any, ts_fmt: TimestampFormat) -> Any:
+    """Keep JSON types as they are; turn Avro logical types into JSON ones."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dt.datetime):
+        return format_timestamp(value, ts_fmt)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.time):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_json_value(v, ts_fmt) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v, ts_fmt) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _coerce(value: Any, as_: str, ts_fmt: TimestampFormat) -> Any:
+    try:
+        if as_ == "string":
+            v = _json_value(value, ts_fmt)
+            return v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+        if as_ == "int":
+            if isinstance(value, bool):
+                return int(value)
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError("has a fraction")
+            return int(value)
+        if as_ == "float":
+            return float(value)
+        if as_ == "bool":
+            b = normalize_consent(value)
+            if b is None:
+                raise ValueError("not a boolean")
+            return b
+        if as_ == "timestamp":
+            return format_timestamp(value, ts_fmt)
+        if as_ == "date":
+            if isinstance(value, dt.datetime):
+                return value.date().isoformat()
+            if isinstance(value, dt.date):
+                return value.isoformat()
+            if isinstance(value, int):  # Avro date: days since epoch
+                return (dt.date(1970, 1, 1) + dt.timedelta(days=value)).isoformat()
+            return dt.date.fromisoformat(str(value)).isoformat()
+        if as_ == "join":
+            if not isinstance(value, list):
+                return str(value)
+            return ",".join(str(_json_value(v, ts_fmt)) for v in value)
+    except MappingError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise MappingError(f"cannot coerce {type(value).__name__} to {as_}: {exc}") from None
+    raise MappingError(f"unknown coercion {as_!r}")
+
+
+_AS = {"string", "int", "float", "bool", "timestamp", "date", "join"}
+_IDENTITY = {"email", "phone", "name", "id"}
+_SPEC_KEYS = {"path", "const", "default", "as", "identity", "country", "consent", "required", "keep_null"}
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityTarget:
+    section: str
+    key: str
+    kind: str  # email | phone | name
+
+
+@dataclass(slots=True)
+class Mapped:
+    """A mapped record: the five sections, identifiers still raw (the enrich stage hashes them)."""
+
+    sections: dict[str, dict[str, Any]]
+
+
+class Mapping:
+    """A compiled mapping: build once per route, apply per record."""
+
+    def __init__(self, spec: dict[str, dict[str, Any]], timestamp_format: TimestampFormat = "iso") -> None:
+        self.ts_fmt: TimestampFormat = timestamp_format
+        self.identity_targets: list[IdentityTarget] = []
+        self.id_targets: list[tuple[str, str]] = []  # identity: id (sent as is)
+        self.country_targets: list[tuple[str, str]] = []
+        self._ops: list[tuple[str, Callable[[Any, dict[str, dict[str, Any]]], None]]] = []
+        self.sections = [s for s in SECTIONS if s in spec]
+        for section in self.sections:
+            fields = dict(spec[section] or {})
+            keep_nulls = bool(fields.pop("_keep_nulls", False))
+            for key, fspec in fields.items():
+                self._ops.append((section, self._compile(section, key, fspec, keep_nulls)))
+
+    # -- compile --------------------------------------------------------------
+
+    def _compile(
+        self, section: str, key: str, fspec: Any, keep_nulls: bool
+    ) -> Callable[[Any, dict[str, dict[str, Any]]], None]:
+        where = f"mapping.{section}.{key}"
+        ts_fmt = self.ts_fmt
+        if key == "*":
+            return self._compile_rest(section, fspec, where)
+        if isinstance(fspec, str):
+            fspec = {"path": fspec}
+        if not isinstance(fspec, dict):
+            # a bare number/bool/list is a constant
+            fspec = {"const": fspec}
+        unknown = set(fspec) - _SPEC_KEYS
+        if unknown:
+            raise MappingSpecError(f"{where}: unknown option(s) {sorted(unknown)}; allowed: {sorted(_SPEC_KEYS)}")
+        if fspec.get("country"):
+            self.country_targets.append((section, key))
+            return lambda rec, out: None
+        if "const" in fspec:
+            const = fspec["const"]
+
+            def put_const(rec: Any, out: dict[str, dict[str, Any]]) -> None:
+                out[section][key] = const
+
+            return put_const
+        if "path" not in fspec:
+            raise MappingSpecError(f"{where}: needs 'path', 'const' or 'country'")
+        getter = compile_path(str(fspec["path"]))
+        default = fspec.get("default", None)
+        required = bool(fspec.get("required", False))
+        keep_null = bool(fspec.get("keep_null", keep_nulls))
+        as_ = fspec.get("as")
+        if as_ is not None and as_ not in _AS:
+            raise MappingSpecError(f"{where}: 'as' must be one of {sorted(_AS)}, got {as_!r}")
+        identity = fspec.get("identity")
+        if identity is not None and identity not in _IDENTITY:
+            raise MappingSpecError(f"{where}: 'identity' must be one of {sorted(_IDENTITY)}, got {identity!r}")
+        consent = bool(fspec.get("consent", False))
+        path = fspec["path"]
+        dynamic = key.startswith("{") and key.endswith("}")
+        key_getter = compile_path(key[1:-1]) if dynamic else None
+        if identity in ("email", "phone", "name") and not dynamic:
+            self.identity_targets.append(IdentityTarget(section, key, identity))
+        elif identity == "id" and not dynamic:
+            self.id_targets.append((section, key))
+
+        def put(rec: Any, out: dict[str, dict[str, Any]]) -> None:
+            v = getter(rec)
+            if v is _MISSING or v is None:
+                if required:
+                    raise MappingError(f"required field {path!r} is {'missing' if v is _MISSING else 'null'}")
+                v = default
+                if v is None:
+                    if keep_null:
+                        out[section][_key(rec)] = None
+                    return
+            if consent:
+                v = normalize_consent(v)
+                if v is None and not keep_null:
+                    return
+            elif identity is not None:
+                v = v if isinstance(v, str) else str(v)
+            elif as_ is not None:
+                v = _coerce(v, as_, ts_fmt)
+            elif not isinstance(v, str | int | float | bool):
+                v = _json_value(v, ts_fmt)
+            out[section][_key(rec)] = v
+
+        def _key(rec: Any) -> str:
+            if key_getter is None:
+                return key
+            k = key_getter(rec)
+            if k is _MISSING or k is None or k == "":
+                raise MappingError(f"key field {key[1:-1]!r} for {where} is missing")
+            return str(k)
+
+        return put
+
+    def _compile_rest(self, section: str, fspec: Any, where: str) -> Callable[[Any, dict[str, dict[str, Any]]], None]:
+        if fspec is None or fspec is True:
+            fspec = {}
+        if not isinstance(fspec, dict) or set(fspec) - {"from", "exclude", "keep_null"}:
+            raise MappingSpecError(f"{where}: expects {{from: PATH, exclude: [..], keep_null: bool}}")
+        getter = compile_path(str(fspec.get("from", "")))
+        exclude = frozenset(fspec.get("exclude", ()))
+        keep_null = bool(fspec.get("keep_null", False))
+        ts_fmt = self.ts_fmt
+
+        def put_rest(rec: Any, out: dict[str, dict[str, Any]]) -> None:
+            src = getter(rec)
+            if not isinstance(src, dict):
+                return
+            target = out[section]
+            for k, v in src.items():
+                if k in exclude or k in target:
+                    continue
+                if v is None:
+                    if keep_null:
+                        target[k] = None
+                    continue
+                target[k] = v if isinstance(v, str | int | float | bool) else _json_value(v, ts_fmt)
+
+        return put_rest
+
+    # -- apply ----------------------------------------------------------------
+
+    def apply(self, record: dict[str, Any]) -> Mapped:
+        out: dict[str, dict[str, Any]] = {s: {} for s in self.sections}
+        for _section, op in self._ops:
+            op(record, out)
+        return Mapped(out)

@@ -1,0 +1,208 @@
+"""One route's pipeline: bytes -> decode -> map -> enrich -> consent gate -> encode.
+
+Pure except for the schema-registry lookup inside decoding (cached per schema id). The worker,
+replay and the ``transform`` dry run all call `RoutePipeline.process`: what the dry run prints is
+what the worker sends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from streams.codec import Decoder, DecodeError
+from streams.config import BridgeConfig, RouteSettings
+from streams.destinations import DestinationAPI, make_destination
+from streams.destinations.audiohook import MissingRequiredField
+from streams.destinations.base import EVENT_ID
+from streams.pipeline import consent as consent_mod
+from streams.pipeline.country import CountrySources, format_country, resolve_country
+from streams.pipeline.identity import IdentityProfile, identifier
+from streams.pipeline.mapping import _MISSING, Mapping, MappingError, compile_path
+from streams.pipeline.outcome import Filtered, Outcome, Payload, Rejected
+
+# deterministic event ids for records without one: same topic/partition/offset -> same id
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c2b1e-3c55-4b7e-9a59-0d7f3e1c9b42")
+
+
+def fallback_event_id(topic: str, partition: int, offset: int) -> str:
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{topic}/{partition}/{offset}"))
+
+
+class RoutePipeline:
+    """Compiled once per route; `process` runs per record."""
+
+    def __init__(
+        self,
+        name: str,
+        route: RouteSettings,
+        destination: DestinationAPI,
+        decoder: Decoder | None,
+    ) -> None:
+        self.name = name
+        self.route = route
+        self.destination = destination
+        self.decoder = decoder
+        dest = destination.settings
+        self.nce = route.entity == "nce"
+        self.mapping = Mapping(route.mapping, dest.timestamp_format)
+        self.profile = IdentityProfile(
+            hash=dest.identity.hash, phone_format=dest.identity.phone_format, fold_gmail=dest.identity.fold_gmail
+        )
+        self.country_fmt = dest.country_format
+        self.policy = consent_mod.ConsentPolicy(
+            require=dest.consent.require, any_of=dest.consent.any_of, missing=dest.consent.missing
+        )
+        self.enforce_consent = not self.nce and route.enforce_consent
+        cs = route.country
+        self._country_getters = tuple(
+            compile_path(p) if p else None for p in (cs.field, cs.phone, cs.ip, cs.locale)
+        )
+        self.default_country = cs.default
+        self.country_targets = self.mapping.country_targets or ([] if self.nce else [("user", "country")])
+        self._identity_targets = [(t.section, t.key, t.kind) for t in self.mapping.identity_targets]
+        self._id_targets = self.mapping.id_targets
+        self._identifier_names = [f"{s}.{k}" for s, k in self._id_targets] + [
+            f"{s}.{k}" for s, k, _ in self._identity_targets
+        ]
+        self.max_event_bytes = destination.max_request_bytes - destination.envelope_bytes(1)
+
+    # ------------------------------------------------------------------ stages
+
+    def process(self, value: bytes | None, topic: str, partition: int, offset: int) -> Outcome:
+        """Full pipeline from the record's bytes."""
+        assert self.decoder is not None
+        try:
+            record = self.decoder.decode(value)
+        except DecodeError as exc:
+            return Rejected("decode", "undecodable", str(exc), "DecodeError")
+        return self.process_record(record, topic, partition, offset)
+
+    def process_record(self, record: dict[str, Any], topic: str, partition: int, offset: int) -> Outcome:
+        """Pipeline after decoding (map -> enrich -> consent -> encode)."""
+        try:
+            sections = self.mapping.apply(record).sections
+        except MappingError as exc:
+            return Rejected("map", "mapping_failed", str(exc), "MappingError", _raw_event_id(record))
+        event = sections.get("event")
+        if event is None:
+            event = sections["event"] = {}
+        event_id = event.get(EVENT_ID)
+        if not isinstance(event_id, str) or not event_id:
+            event_id = fallback_event_id(topic, partition, offset)
+            event[EVENT_ID] = event_id
+
+        if not self.route.forward:
+            return Filtered("route", "route_not_forwarded", f"route {self.name} does not forward events", event_id)
+        if not self.nce:
+            rejected = self._enrich(record, sections, event_id)
+            if rejected is not None:
+                return rejected
+            if self.enforce_consent:
+                why = consent_mod.evaluate(sections.get("consent") or {}, self.policy)
+                if why is not None:
+                    return Filtered("consent", "consent_denied", why, event_id)
+
+        try:
+            body = orjson.dumps(self.destination.payload(sections, self.nce))
+        except MissingRequiredField as exc:
+            return Rejected("encode", "missing_required_field", str(exc), "MissingRequiredField", event_id)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            return Rejected("encode", "unencodable", str(exc)[:200], type(exc).__name__, event_id)
+        if len(body) > self.max_event_bytes:
+            return Rejected(
+                "encode",
+                "too_large",
+                f"event is {len(body)} bytes, over {self.destination.name}'s limit of {self.max_event_bytes}",
+                "EventTooLarge",
+                event_id,
+            )
+        return Payload(event_id, body)
+
+    def _enrich(self, record: dict[str, Any], sections: dict[str, dict[str, Any]], event_id: str) -> Rejected | None:
+        raw = [g(record) if g is not None else None for g in self._country_getters]
+        src = CountrySources(*(v if isinstance(v, str) and v else None for v in raw))
+        found = resolve_country(src, self.default_country)
+        if found is None:
+            return Rejected(
+                "enrich",
+                "missing_country",
+                "no country: the record has no usable country field, phone region, IP address or locale, "
+                "and the route sets no default country",
+                "MissingCountry",
+                event_id,
+            )
+        alpha2 = found[0]
+        country = format_country(alpha2, self.country_fmt)
+        for section, key in self.country_targets:
+            sections.setdefault(section, {})[key] = country
+
+        present = 0
+        for section, key in self._id_targets:
+            body = sections.get(section)
+            if body is None or key not in body:
+                continue
+            v = str(body[key]).strip()
+            if v:
+                body[key] = v
+                present += 1
+            else:
+                del body[key]
+        for section, key, kind in self._identity_targets:
+            body = sections.get(section)
+            if body is None:
+                continue
+            v = body.get(key)
+            if v is None:
+                continue
+            norm = identifier(kind, v, self.profile, alpha2)  # type: ignore[arg-type]
+            if norm is None:
+                del body[key]  # invalid email/phone: never send it raw
+            else:
+                body[key] = norm
+                present += 1
+        if present == 0 and self._identifier_names:
+            return Rejected(
+                "enrich",
+                "missing_identifier",
+                "no user identifier: none of " + ", ".join(self._identifier_names) + " has a usable value",
+                "MissingIdentifier",
+                event_id,
+            )
+        return None
+
+
+def _raw_event_id(record: dict[str, Any]) -> str | None:
+    v = record.get("event_id", _MISSING)
+    return v if isinstance(v, str) else None
+
+
+def build_pipelines(
+    config: BridgeConfig,
+    store: Any = None,
+    routes: Iterable[str] | None = None,
+    destinations: dict[str, DestinationAPI] | None = None,
+) -> dict[str, RoutePipeline]:
+    """Compile the pipelines of the config's routes (all, or those named)."""
+    from streams.codec import SchemaStore, load_schema_file, registry_fetcher
+
+    if store is None:
+        fetch = None
+        sr = config.kafka.schema_registry
+        if sr is not None:
+            fetch = registry_fetcher(sr.url, sr.username, sr.password.get_secret_value() if sr.password else None)
+        store = SchemaStore(fetch)
+        store.add_files(config.base_dir / p if not p.is_absolute() else p for p in config.schema_paths)
+        for r in config.routes.values():
+            store.add(load_schema_file(config.schema_path(r)))
+    if destinations is None:
+        destinations = {n: make_destination(n, s) for n, s in config.destinations.items()}
+    out: dict[str, RoutePipeline] = {}
+    for name in routes or config.routes:
+        route = config.routes[name]
+        decoder = Decoder(load_schema_file(config.schema_path(route)), route.framing, store)
+        out[name] = RoutePipeline(name, route, destinations[route.destination], decoder)
+    return out
