@@ -65,8 +65,9 @@ class RoutePipeline:
         self.country_targets = self.mapping.country_targets or ([] if self.nce else [("user", "country")])
         self._identity_targets = [(t.section, t.key, t.kind) for t in self.mapping.identity_targets]
         self._id_targets = self.mapping.id_targets
+        # names are PII but not identifiers: a record needs an id, an email or a phone
         self._identifier_names = [f"{s}.{k}" for s, k in self._id_targets] + [
-            f"{s}.{k}" for s, k, _ in self._identity_targets
+            f"{s}.{k}" for s, k, kind in self._identity_targets if kind != "name"
         ]
         self.max_event_bytes = destination.max_request_bytes - destination.envelope_bytes(1)
 
@@ -163,7 +164,7 @@ class RoutePipeline:
                 del body[key]  # invalid email/phone: never send it raw
             else:
                 body[key] = norm
-                present += 1
+                present += kind != "name"
         if present == 0 and self._identifier_names:
             return Rejected(
                 "enrich",

@@ -1,0 +1,247 @@
+"""The worker: a Faust app whose agents consume each route's topic and settle every record.
+
+Wiring only: the per-record work is `streams.pipeline`, sending is `streams.delivery`, dead
+letters are `streams.deadletter`. Each record ends delivered, filtered or dead-lettered, and is
+acked (so its offset may be committed) only after that outcome is durable. Events come from
+`Stream.noack_take`, never `take`, which would ack them even when delivery fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from streams.config import BridgeConfig
+from streams.deadletter import DeadLetter, DeadLetterFailed, DeadLetterProducer
+from streams.delivery.sink import DestinationMisconfigured, Failed, Sink
+from streams.destinations import make_destination
+from streams.kafka import confluent_conf, faust_credentials
+from streams.metrics import METRICS
+from streams.pipeline.outcome import Filtered, Payload, Rejected
+from streams.pipeline.transform import RoutePipeline, build_pipelines
+
+log = logging.getLogger("streams.worker")
+
+
+class Capacity:
+    """Counts records held between consumption and settlement; bounds memory (back-pressure)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self, n: int) -> None:
+        async with self._cond:
+            # a batch larger than the limit is let through alone
+            await self._cond.wait_for(lambda: self.used == 0 or self.used + n <= self.limit)
+            self.used += n
+
+    async def release(self, n: int) -> None:
+        async with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
+class Bridge:
+    """Runtime state shared by the agents: pipelines, sinks, dead-letter producer."""
+
+    def __init__(self, config: BridgeConfig) -> None:
+        self.config = config
+        self.apis = {n: make_destination(n, s) for n, s in config.destinations.items()}
+        self.pipelines: dict[str, RoutePipeline] = build_pipelines(config, destinations=self.apis)
+        self.sinks: dict[str, Sink] = {}
+        self.capacity: dict[str, Capacity] = {}
+        self.dead_letters: DeadLetterProducer | None = None
+        self.fatal: BaseException | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.settled = 0
+        self.stopping = False
+
+    async def start(self) -> None:
+        self.sinks = {n: Sink(api) for n, api in self.apis.items()}
+        self.capacity = {
+            r: Capacity(self.config.worker.max_in_flight_events) for r in self.config.routes
+        }
+        self.dead_letters = DeadLetterProducer(confluent_conf(self.config.kafka, **{"client.id": "s2s-bridge-dlt"}))
+
+    async def stop(self) -> None:
+        for sink in self.sinks.values():
+            await sink.close()
+        if self.dead_letters is not None:
+            await asyncio.to_thread(self.dead_letters.close)
+
+    # ------------------------------------------------------------------ per batch of events
+
+    async def handle(self, route: str, events: Sequence[EventT]) -> None:
+        """Run the pipeline over a batch of events and settle them in the background."""
+        if self.fatal is not None:
+            await asyncio.sleep(3600)  # the worker is stopping: take nothing more
+        n = len(events)
+        METRICS.consumed.labels(route).inc(n)
+        cap = self.capacity[route]
+        await cap.acquire(n)
+        METRICS.in_flight.labels(route).set(cap.used)
+        pipeline = self.pipelines[route]
+        outcomes = []
+        for ev in events:
+            m = ev.message
+            outcomes.append(pipeline.process(m.value, m.topic, m.partition, m.offset))
+        task = asyncio.ensure_future(self._settle(route, pipeline, events, outcomes))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _settle(self, route: str, pipeline: RoutePipeline, events: Sequence[EventT], outcomes: list[Any]) -> None:
+        cap = self.capacity[route]
+        dest = pipeline.destination.name
+        sink = self.sinks[dest]
+        try:
+            waits: list[tuple[int, asyncio.Future[Any]]] = []
+            for i, out in enumerate(outcomes):
+                if isinstance(out, Payload):
+                    waits.append((i, sink.submit(out.event_id, out.body)))
+            dead: list[tuple[int, DeadLetter]] = []
+            for i, out in enumerate(outcomes):
+                if isinstance(out, Rejected):
+                    dead.append((i, self._dead_letter(route, dest, events[i], out)))
+            delivered = 0
+            for i, fut in waits:
+                result = await fut  # raises DestinationMisconfigured
+                if isinstance(result, Failed):
+                    out = outcomes[i]
+                    dl = self._dead_letter(
+                        route,
+                        dest,
+                        events[i],
+                        Rejected("deliver", result.reason, f"{dest} rejected the event", "DestinationRejected", out.event_id),
+                    )
+                    dl.http_status, dl.debug, dl.attempts = result.status, result.debug, result.attempts
+                    dl.first_failure, dl.last_failure = result.first_failure, result.last_failure
+                    dead.append((i, dl))
+                else:
+                    delivered += 1
+            assert self.dead_letters is not None
+            dl_futs = []
+            for i, dl in dead:
+                m = events[i].message
+                dl_futs.append(self.dead_letters.send(pipeline.route.dlt, m.key, m.value, dl.headers(m.headers)))
+            await asyncio.gather(*dl_futs)  # raises DeadLetterFailed
+            # every outcome is durable now: ack
+            for ev in events:
+                ev.ack()
+            self.settled += len(events)
+            if delivered:
+                METRICS.delivered.labels(route, dest).inc(delivered)
+            for _, dl in dead:
+                METRICS.dead_lettered.labels(route, dl.stage, dl.reason).inc()
+            for out in outcomes:
+                if isinstance(out, Filtered):
+                    METRICS.filtered.labels(route, out.stage, out.reason).inc()
+        except (DestinationMisconfigured, DeadLetterFailed) as exc:
+            self._fail(exc)
+        except asyncio.CancelledError:
+            pass  # abandoned at shutdown: not acked, re-consumed later
+        finally:
+            await cap.release(len(events))
+            METRICS.in_flight.labels(route).set(cap.used)
+
+    def _dead_letter(self, route: str, dest: str, event: EventT, rej: Rejected) -> DeadLetter:
+        m = event.message
+        return DeadLetter(
+            route=route,
+            destination=dest,
+            topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None,
+            stage=rej.stage,
+            reason=rej.reason,
+            error_class=rej.error_class,
+            message=rej.detail,
+            event_id=rej.event_id,
+        )
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = exc
+            log.critical("stopping: %s (nothing more is acked; unsettled records are re-consumed after the fix)", exc)
+
+    async def drain(self, grace: float) -> bool:
+        """Wait up to `grace` seconds for in-flight records to settle; abandon the rest (not acked)."""
+        deadline = time.monotonic() + grace
+        for sink in self.sinks.values():
+            if sink._pending:
+                sink._cut()
+        while self.tasks and time.monotonic() < deadline:
+            await asyncio.wait(list(self.tasks), timeout=max(0.0, deadline - time.monotonic()))
+        left = list(self.tasks)
+        for t in left:
+            t.cancel()
+        if left:
+            log.warning("shutdown: abandoned %d in-flight batches (they will be re-consumed)", len(left))
+        return not left
+
+
+def build_app(config: BridgeConfig, bridge: Bridge, *, web_port: int | None = None) -> faust.App:
+    k = config.kafka
+    web_port = config.metrics.port if web_port is None else web_port
+    app = faust.App(
+        k.group_id,
+        broker=[f"kafka://{s.strip()}" for s in k.bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(k),
+        broker_client_id=k.client_id,
+        broker_commit_interval=k.commit_interval_s,
+        consumer_auto_offset_reset=k.auto_offset_reset,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=k.topic_partitions,
+        topic_replication_factor=k.replication_factor,
+        topic_allow_declare=k.create_topics,
+        topic_disable_leader=True,
+        stream_wait_empty=False,  # our own drain handles shutdown with a bounded grace period
+        stream_buffer_maxsize=2048,
+        web_enabled=web_port > 0,
+        web_port=web_port or 6066,
+        web_bind=config.metrics.host,
+        web_host=config.metrics.host,
+        store="memory://",
+        table_cleanup_interval=3600,
+    )
+    take_max = max(1, min(1000, max(a.settings.batch.max_events for a in bridge.apis.values())))
+
+    for name, route in config.routes.items():
+        topic = app.topic(route.topic, key_serializer="raw", value_serializer="raw", partitions=k.topic_partitions)
+        pipeline = bridge.pipelines[name]
+        within = max(0.01, pipeline.destination.settings.batch.linger_ms / 1000.0)
+
+        def make_agent(route_name: str, within_s: float) -> Any:
+            async def consume(stream: faust.StreamT) -> None:
+                async for events in stream.noack_take(take_max, within=within_s):
+                    await bridge.handle(route_name, events)
+
+            consume.__name__ = f"route_{route_name}"
+            return consume
+
+        app.agent(topic, name=f"s2s.route.{name}")(make_agent(name, within))
+        # the dead-letter topic is declared with the same partitioning
+        if k.create_topics:
+            app.topic(route.dlt, partitions=k.topic_partitions)
+
+    return app
+
+
+def run_worker(config: BridgeConfig) -> int:
+    """Run until SIGTERM/SIGINT or a fatal error; return the process exit code."""
+    from streams.worker import Worker
+
+    return Worker(config).run()
+
+
+__all__ = ["Bridge", "build_app", "run_worker", "signal"]

@@ -1,0 +1,314 @@
+"""Batched HTTP delivery to one destination.
+
+A `Sink` takes encoded events from any number of routes, cuts them into requests bounded by
+event count, bytes and linger time, sends them with bounded concurrency and a rate limit, and
+tells each event's caller what became of it:
+
+* `Delivered`: the destination acknowledged the request that carried it;
+* `Failed`: the destination says this event is bad (a 400 isolated by splitting the batch, or
+  too large on its own): the caller dead-letters it;
+* `DestinationMisconfigured` is raised to the caller when the destination answers 401/403 (or
+  the like): nothing is dead-lettered, the worker stops.
+
+Unhealthy destinations (429, 5xx, timeouts, connection errors) are retried with exponential
+backoff and full jitter, honouring `Retry-After`, for as long as it takes: the callers' awaits
+do not return, so consumption stops (back-pressure) instead of flooding the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from streams.destinations import DestinationAPI, Verdict
+from streams.metrics import METRICS
+
+log = logging.getLogger("streams.delivery")
+
+
+class DestinationMisconfigured(Exception):
+    """The destination rejects our credentials or endpoint: stop, do not dead-letter."""
+
+    def __init__(self, destination: str, status: int, reason: str) -> None:
+        super().__init__(
+            f"destination {destination!r} answered HTTP {status}"
+            + (f" ({reason})" if reason else "")
+            + ": check its url, credentials and region in the config"
+        )
+        self.destination = destination
+        self.status = status
+
+
+@dataclass(slots=True)
+class Delivered:
+    attempts: int
+
+
+@dataclass(slots=True)
+class Failed:
+    reason: str  # bad_request | too_large
+    status: int | None
+    debug: str
+    attempts: int
+    first_failure: float
+    last_failure: float
+
+
+Result = Delivered | Failed
+
+
+@dataclass(slots=True)
+class _Item:
+    event_id: str
+    body: bytes
+    future: asyncio.Future[Result]
+    attempts: int = 0
+    first_failure: float = 0.0
+
+
+@dataclass(slots=True)
+class _Batch:
+    items: list[_Item]
+    nbytes: int = 0
+    created: float = field(default_factory=time.monotonic)
+
+
+class RateLimiter:
+    """Token bucket in requests per second (burst = 1 s worth)."""
+
+    def __init__(self, rps: float | None) -> None:
+        self.rps = rps
+        self._tokens = rps or 0.0
+        self._last = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if not self.rps:
+            return
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.rps, self._tokens + (now - self._last) * self.rps)
+                self._last = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self.rps)
+
+
+class Sink:
+    """Batching, retrying HTTP sender for one destination."""
+
+    def __init__(self, api: DestinationAPI, client: httpx.AsyncClient | None = None) -> None:
+        self.api = api
+        s = api.settings
+        self.name = api.name
+        self.max_events = s.batch.max_events if api.batched else 1
+        self.max_bytes = min(s.batch.max_bytes, api.max_request_bytes)
+        self.linger = s.batch.linger_ms / 1000.0
+        self.gzip = s.gzip
+        self.retry = s.retry
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(s.timeout_s),
+            limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
+            verify=s.verify_tls,
+        )
+        self._own_client = client is None
+        self._slots = asyncio.Semaphore(s.concurrency)
+        self._rate = RateLimiter(s.rate_limit_rps)
+        self._pending: list[_Item] = []
+        self._pending_bytes = 0
+        self._linger_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.unhealthy = False
+        self._consecutive_failures = 0
+        self.on_health_change: list = []  # callables(bool unhealthy)
+        self._m_events = METRICS.batch_events.labels(self.name)
+        self._m_latency = METRICS.request_latency.labels(self.name)
+
+    # ------------------------------------------------------------------ public
+
+    def submit(self, event_id: str, body: bytes) -> asyncio.Future[Result]:
+        """Queue one encoded event; the future resolves when its fate is known."""
+        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        item = _Item(event_id, body, fut)
+        size = len(body) + 1
+        if self._pending and (
+            len(self._pending) >= self.max_events
+            or self._pending_bytes + size + self.api.envelope_bytes(len(self._pending) + 1) > self.max_bytes
+        ):
+            self._cut()
+        self._pending.append(item)
+        self._pending_bytes += size
+        if len(self._pending) >= self.max_events:
+            self._cut()
+        elif self._linger_task is None:
+            self._linger_task = asyncio.ensure_future(self._linger())
+        return fut
+
+    async def send(self, events: Sequence[tuple[str, bytes]]) -> list[Result]:
+        """Submit events and wait for all of their results (raises DestinationMisconfigured)."""
+        futs = [self.submit(eid, body) for eid, body in events]
+        self.flush()
+        return list(await asyncio.gather(*futs))
+
+    def flush(self) -> None:
+        """Send what is pending now instead of after the linger time."""
+        if self._pending and self.linger == 0:
+            self._cut()
+
+    async def drain(self) -> None:
+        """Send everything pending and wait for in-flight requests."""
+        if self._pending:
+            self._cut()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        if self._linger_task:
+            self._linger_task.cancel()
+        if self._own_client:
+            await self.client.aclose()
+
+    # ------------------------------------------------------------------ batching
+
+    async def _linger(self) -> None:
+        try:
+            await asyncio.sleep(self.linger)
+            self._linger_task = None
+            if self._pending:
+                self._cut()
+        except asyncio.CancelledError:
+            pass
+
+    def _cut(self) -> None:
+        items, self._pending, self._pending_bytes = self._pending, [], 0
+        if self._linger_task is not None:
+            self._linger_task.cancel()
+            self._linger_task = None
+        task = asyncio.ensure_future(self._deliver(items))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ sending
+
+    async def _deliver(self, items: list[_Item]) -> None:
+        try:
+            await self._deliver_items(items)
+        except DestinationMisconfigured as exc:
+            for it in items:
+                if not it.future.done():
+                    it.future.set_exception(exc)
+        except asyncio.CancelledError:
+            for it in items:
+                if not it.future.done():
+                    it.future.cancel()
+            raise
+        except Exception as exc:  # a bug: never leave a caller hanging
+            log.exception("delivery to %s failed unexpectedly", self.name)
+            for it in items:
+                if not it.future.done():
+                    it.future.set_exception(exc)
+
+    async def _deliver_items(self, items: list[_Item]) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            for it in items:
+                it.attempts += 1
+            verdict, status, reason, retry_after = await self._post(items)
+            now = time.time()
+            if verdict is Verdict.DELIVERED:
+                self._healthy()
+                for it in items:
+                    it.future.set_result(Delivered(it.attempts))
+                METRICS.delivered_events.labels(self.name).inc(len(items))
+                return
+            if verdict is Verdict.MISCONFIGURED:
+                raise DestinationMisconfigured(self.name, status or 0, reason)
+            if verdict in (Verdict.BAD_REQUEST, Verdict.TOO_LARGE):
+                self._healthy()
+                for it in items:
+                    it.first_failure = it.first_failure or now
+                if len(items) == 1:
+                    it = items[0]
+                    it.future.set_result(
+                        Failed(
+                            "too_large" if verdict is Verdict.TOO_LARGE else "bad_request",
+                            status,
+                            reason,
+                            it.attempts,
+                            it.first_failure,
+                            now,
+                        )
+                    )
+                    return
+                # bisect: the halves are sent on their own, so the bad records end up alone
+                METRICS.batch_splits.labels(self.name).inc()
+                mid = len(items) // 2
+                await asyncio.gather(self._deliver_items(items[:mid]), self._deliver_items(items[mid:]))
+                return
+            # RETRY: destination unhealthy or throttling
+            self._consecutive_failures += 1
+            if self._consecutive_failures >= self.retry.unhealthy_after and not self.unhealthy:
+                self._set_unhealthy(True)
+            METRICS.retries.labels(self.name, str(status or "error")).inc()
+            cap = min(self.retry.max_backoff_s, self.retry.initial_backoff_s * (2 ** min(attempt - 1, 20)))
+            delay = random.uniform(0, cap)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            log.warning(
+                "destination %s: %s, retrying %d events in %.2fs (attempt %d)",
+                self.name,
+                f"HTTP {status}" if status else reason,
+                len(items),
+                delay,
+                attempt,
+            )
+            await asyncio.sleep(delay)
+
+    async def _post(self, items: list[_Item]) -> tuple[Verdict, int | None, str, float | None]:
+        body = self.api.batch_body([it.body for it in items])
+        gzipped = False
+        if self.gzip:
+            body = gzip.compress(body, compresslevel=5)
+            gzipped = True
+        req = self.api.request(body, gzipped)
+        async with self._slots:
+            await self._rate.acquire()
+            t0 = time.perf_counter()
+            try:
+                resp = await self.client.post(req.url, content=req.body, headers=req.headers)
+            except httpx.TimeoutException:
+                return Verdict.RETRY, None, "timeout", None
+            except httpx.TransportError as exc:
+                return Verdict.RETRY, None, f"connection error ({type(exc).__name__})", None
+            finally:
+                self._m_latency.observe(time.perf_counter() - t0)
+        METRICS.requests.labels(self.name, str(resp.status_code)).inc()
+        self._m_events.observe(len(items))
+        c = self.api.classify(resp.status_code, resp.headers)
+        return c.verdict, c.status, c.reason, c.retry_after_s
+
+    def _healthy(self) -> None:
+        self._consecutive_failures = 0
+        if self.unhealthy:
+            self._set_unhealthy(False)
+
+    def _set_unhealthy(self, value: bool) -> None:
+        self.unhealthy = value
+        METRICS.destination_unhealthy.labels(self.name).set(1 if value else 0)
+        log.warning("destination %s is %s", self.name, "UNHEALTHY: pausing its routes" if value else "healthy again")
+        for cb in self.on_health_change:
+            with contextlib.suppress(Exception):
+                cb(value)

@@ -1,0 +1,802 @@
+"""A real single-node Apache Kafka broker for development and tests.
+
+Three ways to get a broker, chosen by :func:`get_broker`:
+
+* ``KAFKA_BOOTSTRAP_SERVERS`` is set -> use that existing cluster (:class:`ExternalKafka`, no process);
+* a Docker engine answers ``docker info`` -> testcontainers' ``KafkaContainer`` (:class:`DockerKafka`);
+* otherwise -> :class:`LocalKafka`: Apache Kafka (KRaft, combined broker+controller) run straight from
+  the jars on Maven Central, fetched once with ``mvn`` into ``~/.cache/s2s-bridge/kafka-<version>/libs``.
+
+``S2S_BRIDGE_KAFKA_MODE=auto|external|docker|local`` forces one of them (default ``auto``).
+``LocalKafka`` needs only Java 17+ and Maven; no Docker, no Kafka tarball, no internet beyond Maven Central.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import fcntl
+import functools
+import hashlib
+import importlib
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+log = logging.getLogger(__name__)
+
+POM_PATH = Path(__file__).with_name("kafka") / "pom.xml"
+
+
+def _pom_kafka_version(pom: Path = POM_PATH) -> str:
+    match = re.search(r"<kafka\.version>\s*([^<\s]+)\s*</kafka\.version>", pom.read_text())
+    if not match:
+        raise RuntimeError(f"no <kafka.version> in {pom}")
+    return match.group(1)
+
+
+KAFKA_VERSION = _pom_kafka_version()
+"""The Apache Kafka version :class:`LocalKafka` runs (from ``dev/kafka/pom.xml``)."""
+
+DEFAULT_JVM_ARGS: tuple[str, ...] = (
+    # Small heap for a 2-core dev box / CI runner; GC flags as in kafka-run-class.sh.
+    "-Xms256m",
+    "-Xmx512m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+)
+
+_READY_MARKER = "libs.complete"
+
+
+class BrokerError(RuntimeError):
+    """A Kafka broker could not be fetched, started, reached or stopped."""
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def default_cache_dir(version: str = KAFKA_VERSION) -> Path:
+    """``$S2S_BRIDGE_CACHE/kafka-<version>``, default root ``~/.cache/s2s-bridge``."""
+    root = os.environ.get("S2S_BRIDGE_CACHE")
+    if root:
+        base = Path(root).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "s2s-bridge"
+    return base / f"kafka-{version}"
+
+
+def _as_text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+
+
+def _tail(text: str | bytes | None, lines: int = 40) -> str:
+    return "\n".join(_as_text(text).rstrip().splitlines()[-lines:])
+
+
+def _file_tail(path: Path | None, lines: int = 40) -> str:
+    if path is None:
+        return ""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 64 * 1024))
+            return _tail(fh.read(), lines)
+    except OSError:
+        return ""
+
+
+def _find_java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return str(Path(java_home) / "bin" / "java")
+    java = shutil.which("java")
+    if not java:
+        raise BrokerError(
+            "`java` not found (neither $JAVA_HOME/bin/java nor on PATH): the local Kafka broker needs "
+            "Java 17+ (e.g. `apt-get install openjdk-17-jre-headless`), or set KAFKA_BOOTSTRAP_SERVERS "
+            "to use an existing cluster."
+        )
+    return java
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct currently-free TCP ports on 127.0.0.1."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.25):
+            return True
+    except OSError:
+        return False
+
+
+def random_cluster_id() -> str:
+    """A Kafka cluster id: base64url (no padding) of 16 random bytes, like ``Uuid.randomUuid()``."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):  # Kafka avoids ids that look like command-line flags
+            return cid
+
+
+def wait_until_ready(
+    bootstrap_servers: str,
+    timeout: float = 60.0,
+    *,
+    alive: Any = None,
+) -> None:
+    """Poll ``AdminClient.list_topics`` until the cluster answers with at least one broker.
+
+    ``alive`` is an optional callable; if it returns False the wait is aborted (process died).
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    deadline = time.monotonic() + timeout
+    first = bootstrap_servers.split(",")[0].strip()
+    host, _, port_s = first.rpartition(":")
+    admin: AdminClient | None = None
+    last_error: Exception | None = None
+    while True:
+        if alive is not None and not alive():
+            raise BrokerError("broker process exited while waiting for it to become ready")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BrokerError(
+                f"Kafka at {bootstrap_servers} not ready after {timeout:.0f}s (last error: {last_error})"
+            )
+        # Wait for the TCP listener before creating a client: keeps librdkafka's connect-refused spam away.
+        if admin is None:
+            if host and port_s.isdigit() and not _port_open(int(port_s), host.strip("[]")):
+                time.sleep(0.1)
+                continue
+            conf: dict[str, Any] = {
+                "bootstrap.servers": bootstrap_servers,
+                "logger": logging.getLogger(f"{__name__}.rdkafka"),
+                "log.connection.close": False,
+            }
+            admin = AdminClient(conf)
+        try:
+            md = admin.list_topics(timeout=max(0.5, min(2.0, remaining)))
+            if md.brokers:
+                return
+            last_error = BrokerError("metadata has no brokers yet")
+        except KafkaException as exc:
+            last_error = exc
+        time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------------------------- jars
+
+
+def ensure_jars(
+    cache_dir: str | Path | None = None,
+    *,
+    pom: str | Path = POM_PATH,
+    timeout: float = 900.0,
+) -> Path:
+    """Fetch the Kafka broker jars into ``<cache_dir>/libs`` (once) and return that directory.
+
+    Runs ``mvn -q -f <pom> dependency:copy-dependencies -DoutputDirectory=...``. A marker file holding the
+    pom's hash records a complete fetch (a changed pom re-fetches); an ``flock`` keeps two processes from
+    fetching at the same time.
+    """
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    pom = Path(pom)
+    libs = cache / "libs"
+    marker = cache / _READY_MARKER
+    try:
+        pom_hash = hashlib.sha256(pom.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise BrokerError(f"cannot read Kafka pom {pom}: {exc}") from exc
+
+    def complete() -> bool:
+        try:
+            return marker.read_text().strip() == pom_hash and any(libs.glob("kafka_2.13-*.jar"))
+        except OSError:
+            return False
+
+    if complete():
+        return libs
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if complete():  # another process fetched while we waited for the lock
+                return libs
+            _find_java()  # mvn itself needs java; give the clearer message
+            mvn = shutil.which("mvn")
+            if not mvn:
+                raise BrokerError(
+                    "`mvn` (Apache Maven) not found on PATH: it is needed once to fetch the Kafka "
+                    f"{KAFKA_VERSION} jars from Maven Central into {libs} (e.g. `apt-get install maven`), "
+                    "or set KAFKA_BOOTSTRAP_SERVERS to use an existing cluster."
+                )
+            partial = cache / "libs.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            cmd = [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={partial}",
+            ]
+            log.info("fetching Kafka %s jars with Maven into %s", KAFKA_VERSION, libs)
+            started = time.monotonic()
+            try:
+                proc = subprocess.run(
+                    cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+                )
+            except subprocess.TimeoutExpired as exc:
+                out = _tail(_as_text(exc.stdout) + _as_text(exc.stderr))
+                raise BrokerError(f"`{' '.join(cmd)}` timed out after {timeout:.0f}s:\n{out}") from exc
+            if proc.returncode != 0 or not any(partial.glob("kafka_2.13-*.jar")):
+                raise BrokerError(
+                    f"fetching the Kafka jars failed (exit code {proc.returncode}): `{' '.join(cmd)}`\n"
+                    f"{_tail(proc.stdout + proc.stderr)}"
+                )
+            shutil.rmtree(libs, ignore_errors=True)
+            partial.rename(libs)
+            marker.write_text(pom_hash + "\n")
+            log.info("fetched %d jars in %.1fs", len(list(libs.glob("*.jar"))), time.monotonic() - started)
+            return libs
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------------------------- brokers
+
+
+class _Broker:
+    """Common interface: ``start()``/``stop()``, context manager, ``bootstrap_servers``, ``started_in``."""
+
+    kind = "abstract"
+    started_in: float | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        try:
+            where = self.bootstrap_servers
+        except BrokerError:
+            where = "?"
+        return f"<{type(self).__name__} {self.kind} {where}>"
+
+
+Broker = _Broker
+"""Type of whatever :func:`get_broker` returns."""
+
+
+class ExternalKafka(_Broker):
+    """An already-running cluster (``KAFKA_BOOTSTRAP_SERVERS``): start() only checks it answers."""
+
+    kind = "external"
+
+    def __init__(self, bootstrap_servers: str, *, ready_timeout: float = 30.0) -> None:
+        self._bootstrap = bootstrap_servers
+        self.ready_timeout = ready_timeout
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self._bootstrap
+
+    def start(self) -> Self:
+        started = time.monotonic()
+        try:
+            wait_until_ready(self._bootstrap, self.ready_timeout)
+        except BrokerError as exc:
+            raise BrokerError(f"KAFKA_BOOTSTRAP_SERVERS={self._bootstrap} does not answer: {exc}") from exc
+        self.started_in = time.monotonic() - started
+        return self
+
+    def stop(self) -> None:
+        pass
+
+
+class DockerKafka(_Broker):
+    """testcontainers' ``KafkaContainer`` in KRaft mode (only imported when used)."""
+
+    kind = "docker"
+
+    def __init__(self, image: str | None = None, *, ready_timeout: float = 120.0) -> None:
+        self.image = image or os.environ.get("S2S_BRIDGE_KAFKA_IMAGE", "confluentinc/cp-kafka:7.6.0")
+        self.ready_timeout = ready_timeout
+        self._container: Any = None
+        self._bootstrap: str | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self._bootstrap is None:
+            raise BrokerError("Docker Kafka is not started")
+        return self._bootstrap
+
+    def start(self) -> Self:
+        if self._container is not None:
+            return self
+        started = time.monotonic()
+        try:
+            module = importlib.import_module("testcontainers.community.kafka")
+        except ImportError:
+            module = importlib.import_module("testcontainers.kafka")
+        container = module.KafkaContainer(self.image).with_kraft()
+        try:
+            container.start(timeout=int(self.ready_timeout))
+            self._bootstrap = str(container.get_bootstrap_server())
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                container.stop()
+            raise BrokerError(f"starting Kafka container {self.image} failed: {exc}") from exc
+        self._container = container
+        self.started_in = time.monotonic() - started
+        log.info("Kafka container %s ready at %s in %.1fs", self.image, self._bootstrap, self.started_in)
+        return self
+
+    def stop(self) -> None:
+        container, self._container = self._container, None
+        if container is not None:
+            container.stop()
+
+
+_LIVE: set[LocalKafka] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    with _LIVE_LOCK:
+        brokers = list(_LIVE)
+    for broker in brokers:
+        with contextlib.suppress(Exception):
+            broker.stop(timeout=5.0)
+
+
+@functools.lru_cache(maxsize=1)
+def _setpriv_pdeathsig() -> str | None:
+    """``setpriv`` supporting ``--pdeathsig`` (util-linux), to tie the JVM's life to ours."""
+    setpriv = shutil.which("setpriv")
+    if not setpriv or not sys.platform.startswith("linux"):
+        return None
+    try:
+        out = subprocess.run([setpriv, "--help"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return setpriv if "--pdeathsig" in out else None
+
+
+class LocalKafka(_Broker):
+    """Apache Kafka (KRaft, combined broker+controller, node 1) run from the Maven Central jars.
+
+    >>> with LocalKafka() as kafka:
+    ...     kafka.bootstrap_servers          # '127.0.0.1:<port>'
+
+    ``data_dir`` defaults to a fresh temp dir that ``stop()`` deletes; an explicit ``data_dir`` is kept
+    (and reused: an already formatted dir is not re-formatted). ``restart()`` keeps data dir and ports,
+    ``kill()`` SIGKILLs the JVM (data dir kept) for fault tests. The broker log (log4j output plus JVM
+    stdout/stderr) goes to ``log_file``, default ``<data_dir>/server.log``.
+    """
+
+    kind = "local"
+    version = KAFKA_VERSION
+
+    def __init__(
+        self,
+        *,
+        cache_dir: str | Path | None = None,
+        data_dir: str | Path | None = None,
+        port: int | None = None,
+        controller_port: int | None = None,
+        log_file: str | Path | None = None,
+        log_level: str = "INFO",
+        jvm_args: tuple[str, ...] | list[str] = DEFAULT_JVM_ARGS,
+        properties: Mapping[str, object] | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir(self.version)
+        self._owns_data_dir = data_dir is None
+        self.data_dir: Path | None = Path(data_dir).expanduser().resolve() if data_dir else None
+        self._explicit_log_file = Path(log_file).expanduser().resolve() if log_file else None
+        if port is None or controller_port is None:
+            free = _free_ports(2)
+            port = port or free[0]
+            controller_port = controller_port or (free[1] if free[1] != port else _free_ports(1)[0])
+        self.port: int = port
+        self.controller_port: int = controller_port
+        self.log_level = log_level
+        self.jvm_args = tuple(jvm_args)
+        self.properties = dict(properties or {})
+        self.startup_timeout = startup_timeout
+        self.cluster_id: str | None = None
+        self.timings: dict[str, float] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_fh: IO[bytes] | None = None
+
+    # -- public properties
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path | None:
+        if self._explicit_log_file is not None:
+            return self._explicit_log_file
+        return self.data_dir / "server.log" if self.data_dir else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def rss_bytes(self) -> int | None:
+        """Resident set size of the broker JVM (Linux ``/proc``), or None."""
+        if not self.running or self.pid is None:
+            return None
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return _file_tail(self.log_file, lines)
+
+    # -- lifecycle
+
+    def start(self) -> Self:
+        """Fetch jars if needed, format storage if needed, launch the JVM and wait until it serves."""
+        if self.running:
+            return self
+        t0 = time.monotonic()
+        libs = ensure_jars(self.cache_dir)
+        t_jars = time.monotonic()
+        java = _find_java()
+        if self.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="s2s-kafka-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        server_props, log4j_props = self._write_config()
+        classpath = str(libs / "*")
+        log_path = self.log_file
+        assert log_path is not None
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_fh = log_path.open("ab")
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        try:
+            self._format_storage(java, classpath, server_props, log4j_props)
+            t_format = time.monotonic()
+            cmd = [
+                java,
+                *self.jvm_args,
+                f"-Dlog4j2.configurationFile={log4j_props}",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(server_props),
+            ]
+            setpriv = _setpriv_pdeathsig()
+            if setpriv and threading.current_thread() is threading.main_thread():
+                # If this Python process dies without running atexit (SIGKILL, SIGTERM), the JVM gets SIGTERM.
+                cmd = [setpriv, "--pdeathsig", "TERM", *cmd]
+            self._log_fh.write(f"\n===== s2s-bridge: {' '.join(cmd)}\n".encode())
+            self._log_fh.flush()
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_fh,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,  # own process group: terminal Ctrl-C is ours to forward
+            )
+            try:
+                wait_until_ready(
+                    self.bootstrap_servers,
+                    max(1.0, self.startup_timeout - (t_format - t_jars)),
+                    alive=lambda: self._proc is not None and self._proc.poll() is None,
+                )
+            except BrokerError as exc:
+                code = self._proc.poll()
+                reason = f"exited with code {code}" if code is not None else str(exc)
+                self._terminate(signal.SIGKILL, 5.0)
+                raise BrokerError(
+                    f"Kafka {self.version} on {self.bootstrap_servers} failed to start: {reason}\n"
+                    f"--- {log_path} (tail) ---\n{self.log_tail()}"
+                ) from exc
+        except BaseException:
+            self._terminate(signal.SIGKILL, 5.0)
+            self._close_log()
+            with _LIVE_LOCK:
+                _LIVE.discard(self)
+            if self._owns_data_dir and self.data_dir is not None:  # the error message carries the log tail
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+                self.data_dir = None
+            raise
+        t_ready = time.monotonic()
+        self.timings = {"jars": t_jars - t0, "format": t_format - t_jars, "boot": t_ready - t_format}
+        self.started_in = t_ready - t0
+        log.info(
+            "Kafka %s ready at %s in %.1fs (jars %.1fs, format %.1fs, boot %.1fs; pid %s, log %s)",
+            self.version,
+            self.bootstrap_servers,
+            self.started_in,
+            self.timings["jars"],
+            self.timings["format"],
+            self.timings["boot"],
+            self.pid,
+            log_path,
+        )
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (SIGKILL after ``timeout`` s); delete the data dir if it is our temp dir."""
+        self._terminate(signal.SIGTERM, timeout)
+        self._close_log()
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        if self._owns_data_dir and self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+
+    def kill(self) -> None:
+        """SIGKILL the broker (crash simulation); data dir and ports are kept for ``restart()``."""
+        self._terminate(signal.SIGKILL, 10.0)
+
+    def restart(self, *, hard: bool = False) -> Self:
+        """Stop (SIGTERM, or SIGKILL with ``hard=True``) and start again on the same ports and data."""
+        self._terminate(signal.SIGKILL if hard else signal.SIGTERM, 15.0)
+        self._close_log()
+        return self.start()
+
+    # -- internals
+
+    def _terminate(self, sig: signal.Signals, timeout: float) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("Kafka pid %d ignored %s for %.0fs; sending SIGKILL", proc.pid, sig.name, timeout)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10.0)
+        log.debug("Kafka pid %d exited with %s", proc.pid, proc.returncode)
+
+    def _close_log(self) -> None:
+        fh, self._log_fh = self._log_fh, None
+        if fh is not None:
+            fh.close()
+
+    def _write_config(self) -> tuple[Path, Path]:
+        assert self.data_dir is not None
+        props: dict[str, object] = {
+            "process.roles": "broker,controller",
+            "node.id": 1,
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
+            "log.dirs": str(self.data_dir / "kraft"),
+            "num.partitions": 1,
+            "default.replication.factor": 1,
+            "min.insync.replicas": 1,
+            "offsets.topic.replication.factor": 1,
+            "transaction.state.log.replication.factor": 1,
+            "transaction.state.log.min.isr": 1,
+            "share.coordinator.state.topic.replication.factor": 1,
+            "share.coordinator.state.topic.min.isr": 1,
+            "group.initial.rebalance.delay.ms": 0,
+            "auto.create.topics.enable": "true",
+            "num.network.threads": 2,
+            "num.io.threads": 4,
+        }
+        props.update(self.properties)
+        server_props = self.data_dir / "server.properties"
+        server_props.write_text(
+            "# written by streams.dev.broker.LocalKafka\n"
+            + "".join(f"{key}={_prop_value(value)}\n" for key, value in props.items())
+        )
+        log4j_props = self.data_dir / "log4j2.properties"
+        # Console -> the JVM's stdout, which we redirect into log_file together with stderr.
+        log4j_props.write_text(
+            "status = warn\n"
+            "appender.out.type = Console\n"
+            "appender.out.name = STDOUT\n"
+            "appender.out.target = SYSTEM_OUT\n"
+            "appender.out.layout.type = PatternLayout\n"
+            "appender.out.layout.pattern = [%d] %p %m (%c)%n\n"
+            f"rootLogger.level = {self.log_level}\n"
+            "rootLogger.appenderRef.out.ref = STDOUT\n"
+            # the full config dumps ("KafkaConfig values: ...") are ~2000 lines per start
+            "logger.config.name = org.apache.kafka.common.config.AbstractConfig\n"
+            "logger.config.level = WARN\n"
+        )
+        return server_props, log4j_props
+
+    def _format_storage(self, java: str, classpath: str, server_props: Path, log4j_props: Path) -> None:
+        assert self.data_dir is not None and self._log_fh is not None
+        if (self.data_dir / "kraft" / "meta.properties").exists():
+            return  # already formatted (restart, or a persistent data_dir)
+        self.cluster_id = random_cluster_id()
+        cmd = [
+            java,
+            "-Xmx256m",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j_props}",
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            self.cluster_id,
+            "-c",
+            str(server_props),
+            "--standalone",
+        ]
+        try:
+            proc = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, cwd=self.data_dir
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BrokerError(f"kafka-storage format timed out: {' '.join(cmd)}") from exc
+        self._log_fh.write(f"===== s2s-bridge: {' '.join(cmd)}\n".encode() + proc.stdout + proc.stderr)
+        self._log_fh.flush()
+        if proc.returncode != 0:
+            raise BrokerError(
+                f"kafka-storage format failed (exit code {proc.returncode}):\n"
+                f"{_tail(proc.stdout + proc.stderr)}"
+            )
+
+
+def _prop_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------------- factory
+
+
+def docker_available(timeout: float = 5.0) -> bool:
+    """True when a Docker engine answers ``docker info`` within ``timeout`` seconds."""
+    docker = shutil.which("docker")
+    if not docker:
+        return False
+    try:
+        return (
+            subprocess.run(
+                [docker, "info"], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def get_broker(**local_options: Any) -> Broker:
+    """The broker to use for dev/tests (not started; use as a context manager or call ``start()``).
+
+    1. ``KAFKA_BOOTSTRAP_SERVERS`` set -> :class:`ExternalKafka` (no process);
+    2. a Docker engine answers -> :class:`DockerKafka` (testcontainers);
+    3. else -> :class:`LocalKafka` (``local_options`` are passed to it).
+
+    ``S2S_BRIDGE_KAFKA_MODE=external|docker|local`` skips the detection.
+    """
+    mode = os.environ.get("S2S_BRIDGE_KAFKA_MODE", "auto").strip().lower() or "auto"
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if mode not in {"auto", "external", "docker", "local"}:
+        raise BrokerError(f"S2S_BRIDGE_KAFKA_MODE={mode!r}: expected auto, external, docker or local")
+    if mode == "external" or (mode == "auto" and external):
+        if not external:
+            raise BrokerError("S2S_BRIDGE_KAFKA_MODE=external but KAFKA_BOOTSTRAP_SERVERS is not set")
+        return ExternalKafka(external)
+    if mode == "docker" or (mode == "auto" and docker_available()):
+        return DockerKafka()
+    return LocalKafka(**local_options)
+
+
+# --------------------------------------------------------------------------------------------- CLI entry
+
+
+def main_dev_kafka(
+    port: int | None = None,
+    data_dir: str | Path | None = None,
+    log_file: str | Path | None = None,
+) -> int:
+    """Run a :class:`LocalKafka` in the foreground until Ctrl-C / SIGTERM; returns an exit code.
+
+    The first line on stdout is exactly ``bootstrap: 127.0.0.1:<port>``; progress goes to stderr.
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    broker = LocalKafka(port=port, data_dir=data_dir, log_file=log_file)
+    try:
+        broker.start()
+        print(f"bootstrap: {broker.bootstrap_servers}", flush=True)
+        print(
+            f"Kafka {broker.version} started in {broker.started_in:.1f}s; data {broker.data_dir}; "
+            f"log {broker.log_file}. Ctrl-C to stop.",
+            file=sys.stderr,
+            flush=True,
+        )
+        while broker.running:
+            time.sleep(0.5)
+        print(f"Kafka exited unexpectedly; log tail:\n{broker.log_tail()}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("stopping Kafka ...", file=sys.stderr, flush=True)
+        return 0
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        broker.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

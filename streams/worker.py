@@ -1,0 +1,133 @@
+"""Process lifecycle of `s2s-bridge worker`: start, serve metrics/health, stop within the grace period.
+
+Shutdown on SIGTERM/SIGINT: stop fetching (pause every partition), let in-flight batches settle
+for up to `worker.shutdown_grace_s`, abandon the rest (not acked: re-consumed later), commit what
+is acked, exit 0. A fatal error (destination auth, dead letters not acknowledged) exits 3 without
+committing anything past the failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any
+
+from streams.app import Bridge, build_app
+from streams.config import BridgeConfig
+from streams.logs import setup_logging
+from streams.metrics import METRICS
+
+log = logging.getLogger("streams.worker")
+
+EXIT_FATAL = 3
+
+
+class Worker:
+    def __init__(self, config: BridgeConfig, *, web_port: int | None = None, install_signals: bool = True) -> None:
+        self.config = config
+        self.web_port = web_port
+        self.install_signals = install_signals
+        self.bridge = Bridge(config)
+        self.app: Any = None
+        self._stop: asyncio.Event | None = None  # created inside the loop
+        self.ready = False
+
+    def run(self) -> int:
+        setup_logging(self.config.worker.log_level, self.config.worker.log_format)
+        return asyncio.run(self.main())
+
+    def request_stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def main(self) -> int:
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if self.install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._stop.set)
+        await self.bridge.start()
+        for sink in self.bridge.sinks.values():
+            sink.on_health_change.append(lambda unhealthy, s=sink: self._on_health(s.name, unhealthy))
+        self.app = build_app(self.config, self.bridge, web_port=self.web_port)
+        self._add_pages()
+        t0 = time.monotonic()
+        await self.app.start()
+        log.info("worker started in %.1fs: routes %s", time.monotonic() - t0, ", ".join(self.config.routes))
+        self.ready = True
+        lag_task = asyncio.ensure_future(self._report_lag())
+        try:
+            while not self._stop.is_set() and self.bridge.fatal is None and not self.app.should_stop:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=0.2)
+                except TimeoutError:
+                    pass
+        finally:
+            lag_task.cancel()
+            self.ready = False
+            code = await self._shutdown()
+        return code
+
+    async def _shutdown(self) -> int:
+        fatal = self.bridge.fatal
+        consumer = self.app.consumer
+        try:
+            assignment = consumer.assignment()
+            if assignment:
+                consumer.pause_partitions(assignment)
+        except Exception:  # consumer not started
+            pass
+        if fatal is None:
+            log.info("stopping: settling in-flight records (grace %.0fs)", self.config.worker.shutdown_grace_s)
+            await self.bridge.drain(self.config.worker.shutdown_grace_s)
+        else:
+            await self.bridge.drain(0)
+        # Faust commits the acked offsets while stopping (stream_wait_empty is off)
+        await self.app.stop()
+        await self.bridge.stop()
+        log.info("stopped: %d records settled", self.bridge.settled)
+        if fatal is not None:
+            log.critical("fatal: %s", fatal)
+            return EXIT_FATAL
+        return 0
+
+    def _on_health(self, destination: str, unhealthy: bool) -> None:
+        for name, route in self.config.routes.items():
+            if route.destination == destination:
+                METRICS.paused.labels(name).set(1 if unhealthy else 0)
+
+    async def _report_lag(self) -> None:
+        while True:
+            await asyncio.sleep(5)
+            try:
+                consumer = self.app.consumer
+                for tp in consumer.assignment():
+                    hw = consumer.highwater(tp)
+                    pos = consumer._last_offset.get(tp)  # last fetched offset
+                    if hw is not None and pos is not None:
+                        METRICS.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - pos - 1))
+            except Exception:  # lag is best effort
+                pass
+
+    def _add_pages(self) -> None:
+        from aiohttp import web as aioweb
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        app = self.app
+        worker = self
+
+        @app.page("/metrics")
+        async def metrics(web: Any, request: Any) -> Any:
+            return aioweb.Response(body=generate_latest(METRICS.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        @app.page("/healthz")
+        async def healthz(web: Any, request: Any) -> Any:
+            ok = worker.bridge.fatal is None
+            return web.json({"status": "ok" if ok else "fatal"}, status=200 if ok else 500)
+
+        @app.page("/readyz")
+        async def readyz(web: Any, request: Any) -> Any:
+            ok = worker.ready and worker.bridge.fatal is None
+            return web.json({"ready": ok}, status=200 if ok else 503)
