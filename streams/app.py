@@ -102,8 +102,8 @@ class Bridge:
         cap = self.capacity[route]
         dest = pipeline.destination.name
         sink = self.sinks[dest]
+        waits: list[tuple[int, asyncio.Future[Any]]] = []
         try:
-            waits: list[tuple[int, asyncio.Future[Any]]] = []
             for i, out in enumerate(outcomes):
                 if isinstance(out, Payload):
                     waits.append((i, sink.submit(out.event_id, out.body)))
@@ -146,6 +146,9 @@ class Bridge:
                     METRICS.filtered.labels(route, out.stage, out.reason).inc()
         except (DestinationMisconfigured, DeadLetterFailed) as exc:
             self._fail(exc)
+            for _, fut in waits:  # the other events of the batch failed the same way
+                if fut.done() and not fut.cancelled():
+                    fut.exception()
         except asyncio.CancelledError:
             pass  # abandoned at shutdown: not acked, re-consumed later
         finally:

@@ -40,7 +40,11 @@ class Activation(DestinationAPI):
         return {
             "event": event.get(EVENT_NAME),
             "timestamp": event.get(EVENT_TS),
-            "customer_id": user.get("userId") or user.get("anonymousId"),
+            # "Customer ID, email hash, or another stable identifier" (the guide's step 2)
+            "customer_id": user.get("userId")
+            or user.get("anonymousId")
+            or user.get("email_sha256")
+            or user.get("phone_sha256"),
             "event_id": event.get(EVENT_ID),
             "properties": props,
         }

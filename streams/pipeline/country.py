@@ -56,7 +56,8 @@ CountrySource = Literal["field", "phone", "ip", "locale", "default"]
 
 _CACHE_SIZE = 65536
 
-#: Spellings that are not in pycountry's ISO 3166-1 data but are common in the wild.
+#: Spellings that are not in pycountry's ISO 3166-1 data but are common in the wild
+#: (read once at import: changing this dict later has no effect).
 ALIASES: dict[str, str] = {
     # codes
     "UK": "GB",

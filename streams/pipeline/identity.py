@@ -88,7 +88,7 @@ def _nfc(value: str) -> str:
 
 def is_sha256_hex(value: str) -> bool:
     """True when ``value`` is exactly 64 hex characters (either case)."""
-    return len(value) == 64 and not value.lstrip(_HEX_DIGITS)
+    return isinstance(value, str) and len(value) == 64 and not value.lstrip(_HEX_DIGITS)
 
 
 def sha256_hex(value: str) -> str:
@@ -115,8 +115,7 @@ def normalize_email(value: str, fold_gmail: bool = False) -> str | None:
     return _normalize_email(value, fold_gmail)
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
-def _normalize_email(value: str, fold_gmail: bool) -> str | None:
+def _email(value: str, fold_gmail: bool) -> str | None:
     email = _nfc(_trim(value).lower())
     local, at, domain = email.rpartition("@")
     if not at or not local or not domain or "@" in local:
@@ -133,31 +132,59 @@ def _normalize_email(value: str, fold_gmail: bool) -> str | None:
     return email
 
 
+_normalize_email = lru_cache(maxsize=_CACHE_SIZE)(_email)
+
+
 # --------------------------------------------------------------------------- phone
 
 # Already-E.164 input ("+" and ASCII digits only) takes a fast path that skips
-# phonenumbers.parse (~12 µs); see _fast_e164 for why it is exact.
+# phonenumbers.parse (~15 µs); see _fast_e164 for why it is exact.
 _E164_CANDIDATE = re.compile(r"\+[1-9][0-9]{3,18}")
+# International numbers with only spaces, dashes, dots and brackets as punctuation.
+_INTL_FORMATTED = re.compile(r"\+[0-9][0-9 ().\-]*")
 # A leading "00" (after optional opening bracket / spaces) is the ITU international prefix.
 _DOUBLE_ZERO = re.compile(r"[\s(]*0[\s.\-]*0[\s.\-]*(?=[1-9])")
 _NON_DIGIT = re.compile(r"[^0-9]")
-_NATIONAL_PREFIX_RE: dict[int, re.Pattern[str] | None] = {}
 _IDD_RE: dict[str, re.Pattern[str] | None] = {}
 _MIN_NSN = 2  # phonenumbers' _MIN_LENGTH_FOR_NSN
 _MAX_NSN = 17  # phonenumbers' _MAX_LENGTH_FOR_NSN
 
 
-def _national_prefix_re(country_code: int) -> re.Pattern[str] | None:
-    try:
-        return _NATIONAL_PREFIX_RE[country_code]
-    except KeyError:
-        pass
-    region = phonenumbers.region_code_for_country_code(country_code)
-    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
-    pattern = metadata.national_prefix_for_parsing if metadata is not None else None
-    compiled = re.compile(pattern) if pattern else None
-    _NATIONAL_PREFIX_RE[country_code] = compiled
-    return compiled
+class _CallingCode:
+    """What the E.164 fast path needs to know about one calling code (built lazily)."""
+
+    __slots__ = ("national_prefix", "possible_lengths")
+
+    def __init__(self, country_code: int) -> None:
+        # Same metadata phonenumbers uses for parsing and is_possible_number: the main region's.
+        region = phonenumbers.region_code_for_country_code(country_code)
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+        pattern = metadata.national_prefix_for_parsing if metadata is not None else None
+        self.national_prefix = re.compile(pattern) if pattern else None
+        # is_possible_number_with_reason(...) == IS_POSSIBLE  <=>  NSN length in this set.
+        general = metadata.general_desc if metadata is not None else None
+        possible = set(general.possible_length or ()) if general is not None else set()
+        local_only = set(general.possible_length_local_only or ()) if general is not None else set()
+        self.possible_lengths = frozenset(possible - local_only)
+
+
+_CALLING_CODES: dict[int, _CallingCode] = {}
+
+
+def _calling_code(country_code: int) -> _CallingCode:
+    info = _CALLING_CODES.get(country_code)
+    if info is None:
+        info = _CALLING_CODES[country_code] = _CallingCode(country_code)
+    return info
+
+
+_IS_POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
+
+
+def _is_possible(number: PhoneNumber) -> bool:
+    # phonenumbers.is_possible_number also accepts IS_POSSIBLE_LOCAL_ONLY ("12" with region DE
+    # is a possible local number without area code): useless as an identifier, so rejected.
+    return phonenumbers.is_possible_number_with_reason(number) == _IS_POSSIBLE
 
 
 def _phone_number(country_code: int, nsn: str) -> PhoneNumber:
@@ -188,8 +215,11 @@ def _fast_e164(value: str) -> str | None | Literal[False]:
     phonenumbers.parse only (1) splits off the country code (the first 1-3 digit prefix
     that is a known calling code), (2) may strip a national prefix / carrier code when
     the country's ``national_prefix_for_parsing`` matches, (3) records leading zeros
-    (Italian style).  We replicate (1) and (3) and send every number for which (2) could
-    apply to the slow path, so the result is identical to parse + format(E164).
+    (Italian style, which only matters for formatting: the digits stay as they are).  We
+    replicate (1), send every number for which (2) could apply to the slow path and check
+    the NSN length against the same possible lengths ``is_possible_number_with_reason``
+    uses, so the result is identical to parse + possible check + format(E164)
+    (tests/unit/test_identity.py checks this against phonenumbers).
     """
     if not _E164_CANDIDATE.fullmatch(value):
         return False
@@ -199,13 +229,13 @@ def _fast_e164(value: str) -> str | None | Literal[False]:
     country_code, nsn = split
     if not _MIN_NSN <= len(nsn) <= _MAX_NSN:
         return False
-    prefix = _national_prefix_re(country_code)
+    info = _calling_code(country_code)
+    prefix = info.national_prefix
     if prefix is not None:
         match = prefix.match(nsn)
         if match is not None and (match.end() > 0 or any(g is not None for g in match.groups())):
             return False
-    number = _phone_number(country_code, nsn)
-    return value if phonenumbers.is_possible_number(number) else None
+    return value if len(nsn) in info.possible_lengths else None
 
 
 def _idd_re(region: str) -> re.Pattern[str] | None:
@@ -244,15 +274,16 @@ def _e164(value: str, region: str | None) -> str | None:
     if fast is not False:
         return fast
     prepared = _prepare_phone(value, region)
-    if prepared != value:
-        fast = _fast_e164(prepared)
+    if _INTL_FORMATTED.fullmatch(prepared):
+        # "+49 30 123-45 67", "+1 (650) 555-1212": phonenumbers ignores this punctuation.
+        fast = _fast_e164("+" + _NON_DIGIT.sub("", prepared))
         if fast is not False:
             return fast
     try:
         number = phonenumbers.parse(prepared, region)
     except (NumberParseException, ValueError, TypeError, IndexError):
         return None
-    if not phonenumbers.is_possible_number(number):
+    if not _is_possible(number):
         return None
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
@@ -268,12 +299,16 @@ def normalize_phone(value: str, default_region: str | None, fmt: str = "e164") -
     """E.164 phone number (``fmt="e164"``) or E.164 without ``+`` (``fmt="digits"``).
 
     ``default_region`` (ISO alpha-2, any case) is used for numbers written in national
-    format.  A leading ``00`` is always read as the international prefix (``0049...`` ->
-    ``+49...``) whatever the region.  Spaces, dashes, dots, brackets, ``(0)``, full-width
-    and other Unicode decimal digits and extensions (dropped) are handled by phonenumbers.
+    format.  A leading ``00`` is read as the international prefix (``0049...`` ->
+    ``+49...``) also without a region and in regions that dial another one (US ``011``);
+    a region's own international prefix (AU ``0011``, KR ``001``) keeps its meaning.
+    Spaces, dashes, dots, brackets, ``(0)``, full-width and other Unicode decimal digits
+    and extensions (dropped) are handled as phonenumbers handles them.
     Returns None when the number cannot be parsed or is not a *possible* number
-    (``phonenumbers.is_possible_number``: right length for the country; the stricter
-    ``is_valid_number`` is deliberately not required), or ``fmt`` is unknown.
+    (``phonenumbers.is_possible_number_with_reason == IS_POSSIBLE``: right length for the
+    country; local-only numbers without area code, which ``is_possible_number`` lets
+    through, are rejected; the stricter ``is_valid_number`` is deliberately not required),
+    or ``fmt`` is unknown.
     """
     if not isinstance(value, str):
         return None
@@ -332,14 +367,16 @@ def normalize_name(value: str, lowercase: bool = True) -> str | None:
     return _normalize_name(value, lowercase)
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
-def _normalize_name(value: str, lowercase: bool) -> str | None:
+def _name(value: str, lowercase: bool) -> str | None:
     name = _trim(value)
     if not name:
         return None
     if lowercase:
         name = name.lower()
     return _nfc(name)
+
+
+_normalize_name = lru_cache(maxsize=_CACHE_SIZE)(_name)
 
 
 # --------------------------------------------------------------------------- identifier
@@ -373,11 +410,11 @@ def _identifier(
         return trimmed.lower()
     normalised: str | None
     if kind == "email":
-        normalised = _normalize_email(trimmed, profile.fold_gmail)
+        normalised = _email(trimmed, profile.fold_gmail)  # uncached: _identifier caches
     elif kind == "phone":
         normalised = normalize_phone(trimmed, default_region, profile.phone_format)
     elif kind == "name":
-        normalised = _normalize_name(trimmed, profile.lowercase_names)
+        normalised = _name(trimmed, profile.lowercase_names)
     elif kind == "id":
         normalised = trimmed or None
     else:

@@ -6,17 +6,20 @@ import pytest
 
 from streams.pipeline.consent import ConsentPolicy, evaluate, normalize_consent, normalize_consents
 
-GRANTED = [
+GRANTED: list[object] = [
     True, "true", "True", "TRUE", " true ", "yes", "YES", "y", "Y", "1", 1, 1.0,
     "granted", "GRANTED", "grant", "allow", "allowed", "opt-in", "optin", "opted_in", "Opt In",
     "opted-in", "OPT_IN", "on", "ON", "accepted", "accept", "\ttrue\n",
 ]  # fmt: skip
-DENIED = [
+DENIED: list[object] = [
     False, "false", "False", "no", "NO", "n", "0", 0, 0.0, "denied", "deny", "declined", "decline",
     "rejected", "reject", "opt-out", "optout", "opted_out", "Opted-Out", "off", "OFF", "revoked",
     "revoke", "withdrawn", "withdraw", " No ",
 ]  # fmt: skip
-UNKNOWN = [None, "", "   ", "maybe", "unknown", "pending", "2", 2, -1, 0.5, "truee", "yes!", [], {}, b"yes", "t", "f"]
+UNKNOWN: list[object] = [
+    None, "", "   ", "maybe", "unknown", "pending", "2", 2, -1, 0.5, "truee", "yes!",
+    [], {}, b"yes", "t", "f",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("value", GRANTED)
@@ -59,6 +62,7 @@ REQ_BOTH = ConsentPolicy(require=("marketing", "analytics"))
 REQ_BOTH_FWD = ConsentPolicy(require=("marketing", "analytics"), missing="forward")
 ANY = ConsentPolicy(any_of=("analytics", "personalisation"))
 ANY_FWD = ConsentPolicy(any_of=("analytics", "personalisation"), missing="forward")
+NONE_GRANTED = "none of consents analytics, personalisation granted"
 BOTH_KINDS = ConsentPolicy(require=("marketing",), any_of=("analytics", "personalisation"))
 
 
@@ -85,21 +89,21 @@ BOTH_KINDS = ConsentPolicy(require=("marketing",), any_of=("analytics", "persona
         # any_of (OR)
         ({"analytics": True}, ANY, None),
         ({"personalisation": True, "analytics": False}, ANY, None),
-        ({"analytics": False, "personalisation": False}, ANY, "none of consents analytics, personalisation granted"),
-        ({"analytics": False}, ANY, "none of consents analytics, personalisation granted"),
-        ({}, ANY, "none of consents analytics, personalisation granted"),
+        ({"analytics": False, "personalisation": False}, ANY, NONE_GRANTED),
+        ({"analytics": False}, ANY, NONE_GRANTED),
+        ({}, ANY, NONE_GRANTED),
         # any_of, missing=forward: a missing one counts, all denied filters
         ({}, ANY_FWD, None),
         ({"analytics": False}, ANY_FWD, None),
-        ({"analytics": False, "personalisation": False}, ANY_FWD, "none of consents analytics, personalisation granted"),
+        ({"analytics": False, "personalisation": False}, ANY_FWD, NONE_GRANTED),
         # require AND any_of
         ({"marketing": True, "analytics": True}, BOTH_KINDS, None),
-        ({"marketing": True}, BOTH_KINDS, "none of consents analytics, personalisation granted"),
+        ({"marketing": True}, BOTH_KINDS, NONE_GRANTED),
         ({"marketing": False, "analytics": True}, BOTH_KINDS, "consent 'marketing' denied"),
         # raw (un-normalised) values are tolerated
-        ({"marketing": "granted"}, REQ_MARKETING, None),  # type: ignore[dict-item]
-        ({"marketing": "opt-out"}, REQ_MARKETING, "consent 'marketing' denied"),  # type: ignore[dict-item]
-        ({"marketing": "maybe"}, REQ_MARKETING, "consent 'marketing' missing"),  # type: ignore[dict-item]
+        ({"marketing": "granted"}, REQ_MARKETING, None),
+        ({"marketing": "opt-out"}, REQ_MARKETING, "consent 'marketing' denied"),
+        ({"marketing": "maybe"}, REQ_MARKETING, "consent 'marketing' missing"),
     ],
 )
 def test_evaluate(consents: dict[str, bool | None], policy: ConsentPolicy, expected: str | None) -> None:

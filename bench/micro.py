@@ -1,0 +1,363 @@
+"""Transform micro-benchmark: µs per record, on one core, per pipeline stage.
+
+    python -m bench.micro [--records N] [--repeats R] [--json] [--profile] [--check]
+
+Measures the transform of ``purchase_completed`` records with the reference config
+``examples/bridge.yaml`` (destination ``zeotap``: SHA-256 identities, E.164 phones, alpha-3
+country, consent ``require: [marketing]``), stage by stage:
+
+``decode plain``       ``Decoder.decode`` of plain Avro binary (the route's framing ``auto``)
+``decode confluent``   ``Decoder.decode`` of Confluent wire format (SchemaStore, fake fetch_by_id)
+``map``                ``Mapping.apply`` (what ``RoutePipeline.process_record`` calls)
+``enrich + consent``   ``RoutePipeline._enrich`` + ``consent.evaluate``
+``encode``             ``orjson.dumps(destination.payload(sections))``
+``whole``              ``RoutePipeline.process(bytes, topic, partition, offset)``
+
+Records come from ``streams.dev.samples.SampleFactory`` (distinct emails and phone numbers,
+varied countries, spellings and phone formats) and are pre-encoded with
+``streams.codec.encode_plain``. Each stage is timed over the whole loop with
+``time.perf_counter_ns``:
+
+* cold: first pass over the records with the identifier caches of ``streams.pipeline.identity``
+  and ``streams.pipeline.country`` cleared (every email / phone is new to the process);
+* warm: second pass over the same records right after (the caches hit).
+
+Each figure is the median of ``--repeats`` such cold/warm pairs. The process is pinned to one
+CPU (``sched_setaffinity``) where the OS allows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import struct
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO / "examples" / "bridge.yaml"
+ROUTE = "purchase_completed"
+TARGET_US = 25.0  # whole transform, µs per record
+SCHEMA_ID = 42  # Confluent schema id served by the fake registry
+STAGES = ("decode plain", "decode confluent", "map", "enrich + consent", "encode", "whole")
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def pin_one_core() -> int | None:
+    """Pin this process to one CPU (the last one it may use); None when the OS does not allow it."""
+    try:
+        cpu = max(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        return cpu
+    except (AttributeError, OSError):
+        return None
+
+
+def identifier_caches() -> list[Any]:
+    """The lru_caches of the identity and country modules (found by introspection)."""
+    import streams.pipeline.country as country
+    import streams.pipeline.identity as identity
+
+    caches = []
+    for mod in (identity, country):
+        for obj in vars(mod).values():
+            if callable(getattr(obj, "cache_clear", None)) and getattr(obj, "__module__", None) == mod.__name__:
+                caches.append(obj)
+    return caches
+
+
+def clear_caches(caches: list[Any]) -> None:
+    for c in caches:
+        c.cache_clear()
+
+
+class Fixture:
+    """Everything a stage needs, built once: config, pipeline, decoders, records and their bytes."""
+
+    def __init__(self, n: int, config_path: Path = DEFAULT_CONFIG, seed: int = 7) -> None:
+        from streams.codec import Decoder, SchemaStore, encode_plain, load_schema_file, parse
+        from streams.config import load_config
+        from streams.dev.samples import SampleFactory
+        from streams.pipeline.transform import build_pipelines
+
+        self.config = load_config(config_path, env={"ZEOTAP_WRITE_KEY": "bench"})
+        self.pipeline = build_pipelines(self.config, routes=[ROUTE])[ROUTE]
+        route = self.config.routes[ROUTE]
+        schema = load_schema_file(self.config.schema_path(route))
+        schema_text = json.dumps(schema)
+
+        assert self.pipeline.decoder is not None
+        self.plain_decoder = self.pipeline.decoder  # the route's own decoder (framing auto -> plain)
+
+        def fetch_by_id(schema_id: int) -> str:  # a registry that always knows the route's schema
+            return schema_text
+
+        self.confluent_decoder = Decoder(schema, "confluent", SchemaStore(fetch_by_id))
+
+        factory = SampleFactory(seed)
+        self.records = [factory.record(ROUTE) for _ in range(n)]
+        parsed = parse(schema)
+        self.plain = [encode_plain(parsed, r) for r in self.records]
+        header = struct.pack(">bI", 0, SCHEMA_ID)
+        self.confluent = [header + b for b in self.plain]
+        # decoded form (timestamps as datetimes etc.), the input of the map stage
+        self.decoded = [self.plain_decoder.decode(b) for b in self.plain]
+        self.caches = identifier_caches()
+
+        emails = [r["customer"]["email"] for r in self.records if r["customer"]["email"]]
+        phones = [r["customer"]["phone"] for r in self.records if r["customer"]["phone"]]
+        self.distinct = {
+            "emails": len(emails),
+            "distinct_emails": len(set(emails)),
+            "phones": len(phones),
+            "distinct_phones": len(set(phones)),
+            "avro_bytes_mean": round(sum(map(len, self.plain)) / n, 1),
+        }
+
+    def mapped(self) -> list[dict[str, dict[str, Any]]]:
+        """Fresh output of the map stage (enrich mutates it), with the event id as process_record sets it."""
+        apply = self.pipeline.mapping.apply
+        out = []
+        for rec in self.decoded:
+            sections = apply(rec).sections
+            sections.setdefault("event", {})
+            out.append(sections)
+        return out
+
+    def check(self) -> dict[str, int]:
+        """Stage-by-stage output == RoutePipeline.process output; returns the outcome counts."""
+        from streams.pipeline.outcome import Payload
+
+        clear_caches(self.caches)
+        sections = self.mapped()
+        p = self.pipeline
+        kinds: dict[str, int] = {}
+        for i, (raw, sec) in enumerate(zip(self.plain, sections, strict=True)):
+            outcome = p.process(raw, ROUTE, 0, i)
+            kinds[type(outcome).__name__] = kinds.get(type(outcome).__name__, 0) + 1
+            assert self.confluent_decoder.decode(self.confluent[i]) == self.decoded[i]
+            if isinstance(outcome, Payload):
+                assert p._enrich(self.decoded[i], sec, sec["event"]["eventId"]) is None
+                body = _encode(p, sec)
+                assert body == outcome.body, (i, body, outcome.body)
+        return kinds
+
+
+def _encode(p: Any, sections: dict[str, dict[str, Any]]) -> bytes:
+    import orjson
+
+    return orjson.dumps(p.destination.payload(sections, p.nce))
+
+
+# --------------------------------------------------------------------------- stages
+# Each stage: prepare() -> items (untimed), run(items) (timed over the whole loop).
+
+
+def stages(fx: Fixture) -> dict[str, tuple[Callable[[], Any], Callable[[Any], None]]]:
+    import orjson
+
+    from streams.pipeline import consent as consent_mod
+
+    p = fx.pipeline
+    plain_decode = fx.plain_decoder.decode
+    confluent_decode = fx.confluent_decoder.decode
+    apply = p.mapping.apply
+    enrich = p._enrich
+    evaluate = consent_mod.evaluate
+    policy = p.policy
+    payload = p.destination.payload
+    nce = p.nce
+    dumps = orjson.dumps
+    process = p.process
+    decoded = fx.decoded
+
+    def run_decode_plain(items: list[bytes]) -> None:
+        for b in items:
+            plain_decode(b)
+
+    def run_decode_confluent(items: list[bytes]) -> None:
+        for b in items:
+            confluent_decode(b)
+
+    def run_map(items: list[dict[str, Any]]) -> None:
+        for rec in items:
+            apply(rec)
+
+    def run_enrich(items: list[dict[str, dict[str, Any]]]) -> None:
+        for rec, sections in zip(decoded, items, strict=True):
+            if enrich(rec, sections, sections["event"]["eventId"]) is None:
+                evaluate(sections.get("consent") or {}, policy)
+
+    def run_encode(items: list[dict[str, dict[str, Any]]]) -> None:
+        for sections in items:
+            dumps(payload(sections, nce))
+
+    def run_whole(items: list[bytes]) -> None:
+        offset = 0
+        for b in items:
+            process(b, ROUTE, 0, offset)
+            offset += 1
+
+    def enriched() -> list[dict[str, dict[str, Any]]]:
+        items = fx.mapped()
+        run_enrich(items)
+        return items
+
+    return {
+        "decode plain": (lambda: fx.plain, run_decode_plain),
+        "decode confluent": (lambda: fx.confluent, run_decode_confluent),
+        "map": (lambda: decoded, run_map),
+        "enrich + consent": (fx.mapped, run_enrich),
+        "encode": (enriched, run_encode),
+        "whole": (lambda: fx.plain, run_whole),
+    }
+
+
+def _timed(run: Callable[[Any], None], items: Any) -> int:
+    gc.collect()
+    t0 = time.perf_counter_ns()
+    run(items)
+    return time.perf_counter_ns() - t0
+
+
+def measure(fx: Fixture, repeats: int, only: tuple[str, ...] = STAGES) -> dict[str, dict[str, float]]:
+    """Median µs per record, cold and warm, for each stage."""
+    n = len(fx.records)
+    results: dict[str, dict[str, float]] = {}
+    for name, (prepare, run) in stages(fx).items():
+        if name not in only:
+            continue
+        cold: list[int] = []
+        warm: list[int] = []
+        for _ in range(repeats):
+            items = prepare()
+            clear_caches(fx.caches)
+            cold.append(_timed(run, items))
+            items = prepare()  # enrich mutates its input: a fresh copy, same records
+            warm.append(_timed(run, items))
+        results[name] = {
+            "cold_us": statistics.median(cold) / n / 1000,
+            "warm_us": statistics.median(warm) / n / 1000,
+            "cold_min_us": min(cold) / n / 1000,
+            "warm_min_us": min(warm) / n / 1000,
+        }
+    return results
+
+
+# --------------------------------------------------------------------------- profile
+
+
+@contextmanager
+def _profiler(interval: float) -> Iterator[Any]:
+    try:
+        from pyinstrument import Profiler
+    except ImportError:  # pragma: no cover - dev extra
+        sys.exit("pyinstrument is not installed: pip install -e '.[dev]' (or pip install pyinstrument)")
+    prof = Profiler(interval=interval)
+    prof.start()
+    try:
+        yield prof
+    finally:
+        prof.stop()
+
+
+def profile(fx: Fixture, passes: int, interval: float = 0.0001) -> str:
+    """pyinstrument text report of the whole transform: `passes` cold and warm pass pairs."""
+    _, run = stages(fx)["whole"]
+    out = []
+    for label, warm in (("cold", False), ("warm", True)):
+        clear_caches(fx.caches)
+        if warm:
+            run(fx.plain)
+        with _profiler(interval) as prof:
+            for _ in range(passes):
+                if not warm:
+                    clear_caches(fx.caches)
+                run(fx.plain)
+        out.append(f"===== whole transform, {label} ({passes} x {len(fx.plain)} records) =====")
+        out.append(prof.output_text(unicode=True, color=False, show_all=False, short_mode=False))
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def table(results: dict[str, dict[str, float]]) -> str:
+    lines = [
+        "| stage | cold µs/record | warm µs/record |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['cold_us']:.2f} | {r['warm_us']:.2f} |")
+    parts = ("decode plain", "map", "enrich + consent", "encode")
+    if all(p in results for p in parts):
+        cold = sum(results[p]["cold_us"] for p in parts)
+        warm = sum(results[p]["warm_us"] for p in parts)
+        lines.append(f"| sum of stages (plain) | {cold:.2f} | {warm:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=20000, help="records per pass (default 20000)")
+    ap.add_argument("--repeats", type=int, default=5, help="cold/warm pass pairs per stage; median reported (default 5)")
+    ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="bridge config (default examples/bridge.yaml)")
+    ap.add_argument("--stage", action="append", choices=STAGES, help="only these stages (repeatable)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--profile", action="store_true", help="also print a pyinstrument profile of the whole transform")
+    ap.add_argument("--profile-passes", type=int, default=3, help="passes per profile (default 3)")
+    ap.add_argument("--check", action="store_true", help=f"exit 1 when the whole transform is over {TARGET_US:g} µs/record")
+    args = ap.parse_args(argv)
+    if args.records < 1 or args.repeats < 1:
+        ap.error("--records and --repeats must be at least 1")
+
+    cpu = pin_one_core()
+    fx = Fixture(args.records, args.config)
+    outcomes = fx.check()
+    results = measure(fx, args.repeats, tuple(args.stage or STAGES))
+    whole = results.get("whole")
+    ok = whole is None or max(whole["cold_us"], whole["warm_us"]) < TARGET_US
+    meta = {
+        "route": ROUTE,
+        "config": str(args.config),
+        "records": args.records,
+        "repeats": args.repeats,
+        "cpu_pinned": cpu,
+        "cpus_online": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "outcomes": outcomes,
+        **fx.distinct,
+    }
+    if args.json:
+        print(json.dumps({**meta, "stages": results, "target_us": TARGET_US, "target_met": ok}, indent=2))
+    else:
+        print(
+            f"{ROUTE} x {args.records} records ({fx.distinct['distinct_emails']} distinct emails, "
+            f"{fx.distinct['distinct_phones']} distinct phones, {fx.distinct['avro_bytes_mean']} Avro bytes "
+            f"on average), median of {args.repeats}, pinned to CPU {cpu}, Python {meta['python']}; "
+            f"outcomes {outcomes}"
+        )
+        print(table(results))
+        if whole is not None:
+            print(
+                f"target whole < {TARGET_US:g} µs/record: {'met' if ok else 'MISSED'} "
+                f"(cold {whole['cold_us']:.2f}, warm {whole['warm_us']:.2f})"
+            )
+    if args.profile:
+        print(profile(fx, args.profile_passes), file=sys.stderr if args.json else sys.stdout)
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
