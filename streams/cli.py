@@ -81,6 +81,17 @@ def worker(config: ConfigOpt) -> None:
     raise typer.Exit(run_worker(cfg))
 
 
+@app.command()
+def demo(
+    json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object on the last line")] = False,
+    events: Annotated[int, typer.Option(help="good events per schema")] = 60,
+) -> None:
+    """Run everything locally: Kafka, emulator, sample events, worker; print what became of each record."""
+    from streams.dev.demo import run_demo
+
+    raise typer.Exit(run_demo(per_event=events, as_json=json))
+
+
 @dev_app.command("kafka")
 def dev_kafka() -> None:
     """Start a single-node Kafka (KRaft) on 127.0.0.1 from the Apache Kafka jars; Ctrl-C stops it."""

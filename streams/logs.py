@@ -32,5 +32,5 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Faust/aiokafka are chatty at INFO
-    for noisy in ("faust", "aiokafka", "mode"):
+    for noisy in ("faust", "aiokafka", "mode"):  # noqa: B007
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

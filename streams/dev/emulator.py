@@ -38,7 +38,7 @@ import time
 import uuid
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -271,6 +271,7 @@ class DestinationStats:
         "duplicates",
         "events_without_id",
         "bytes_received",
+        "client_disconnects",
         "faults",
         "receipts",
         "events",
@@ -283,6 +284,7 @@ class DestinationStats:
         self.duplicates = 0
         self.events_without_id = 0
         self.bytes_received = 0
+        self.client_disconnects = 0  # the client hung up before its body was read
         self.faults: Counter[str] = Counter()
         self.receipts: dict[str, float] = {}  # event id -> first receipt, epoch ms
         self.events: deque[tuple[float, dict[str, Any], Any]] = deque(maxlen=max_kept)
@@ -298,6 +300,7 @@ class DestinationStats:
             "duplicates": self.duplicates,
             "events_without_id": self.events_without_id,
             "bytes_received": self.bytes_received,
+            "client_disconnects": self.client_disconnects,
             "faults": dict(self.faults),
             "events_kept": len(self.events),
         }
@@ -416,6 +419,10 @@ class _BadBody(Exception):
     pass
 
 
+class _ClientGone(Exception):
+    pass
+
+
 _ct_cache: dict[str, bool] = {}
 
 
@@ -453,6 +460,8 @@ async def _read_body(request: web.Request, limit: int, decompresses: bool) -> by
         body = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise _BodyTooLarge(f"payload too large: > {limit} bytes") from exc
+    except ConnectionError as exc:
+        raise _ClientGone from exc
     if len(body) > limit:
         raise _BodyTooLarge(f"payload too large: {len(body)} bytes > {limit}")
     encoding = request.headers.get("Content-Encoding")
@@ -592,6 +601,9 @@ def _activation_problem(ev: Any) -> tuple[str, str] | None:
 # the destination APIs
 
 
+_Impl = Callable[[web.Request, "DestinationStats", "FaultConfig | None"], Awaitable[web.StreamResponse]]
+
+
 class _Api:
     """Request handlers of the three destinations and the admin API."""
 
@@ -676,6 +688,10 @@ class _Api:
         # aiohttp swallows the ConnectionError of writing to the closed transport.
         return web.Response(status=204)
 
+    def _client_gone(self, st: DestinationStats) -> web.StreamResponse:
+        st.client_disconnects += 1
+        return web.Response(status=499)  # never delivered: the connection is gone
+
     def _fault_response(
         self,
         dest: str,
@@ -726,15 +742,15 @@ class _Api:
         self, request: web.Request, st: DestinationStats, prof: FaultConfig | None
     ) -> web.StreamResponse:
         if prof is not None and prof.auth_fail:
-                st.faults["auth_fail"] += 1
-                return self._fault_response(
-                    "zeotap",
-                    st,
-                    self.cfg.zeotap_auth_status,
-                    "auth_fail",
-                    {"WWW-Authenticate": 'Basic realm="zeotap"'},
-                    "invalid write key (emulated auth failure)",
-                )
+            st.faults["auth_fail"] += 1
+            return self._fault_response(
+                "zeotap",
+                st,
+                self.cfg.zeotap_auth_status,
+                "auth_fail",
+                {"WWW-Authenticate": 'Basic realm="zeotap"'},
+                "invalid write key (emulated auth failure)",
+            )
         problem = self._zeotap_auth_problem(request.headers.get("Authorization"))
         if problem is not None:
             status, debug = problem
@@ -762,6 +778,8 @@ class _Api:
             body = await _read_body(request, self.cfg.zeotap_max_body_bytes, self.decompresses)
         except (_BodyTooLarge, _BadBody) as exc:
             return self._zeotap_error(st, 400, str(exc))
+        except _ClientGone:
+            return self._client_gone(st)
         st.bytes_received += len(body)
         try:
             doc = orjson.loads(body)
@@ -822,8 +840,8 @@ class _Api:
     ) -> web.StreamResponse:
         pixel_id = request.match_info["pixel_id"]
         if prof is not None and prof.auth_fail:
-                st.faults["auth_fail"] += 1
-                return self._fault_response("audiohook", st, 401, "auth_fail")
+            st.faults["auth_fail"] += 1
+            return self._fault_response("audiohook", st, 401, "auth_fail")
         if self._pixels is not None and pixel_id not in self._pixels:
             return self._ah_error(st, 404, "unknown_pixel", f"unknown Audiohook id {pixel_id!r}")
         if not _is_json_content_type(request.headers.get("Content-Type")):
@@ -833,6 +851,8 @@ class _Api:
             )
         try:
             body = await _read_body(request, self.cfg.max_body_bytes, self.decompresses)
+        except _ClientGone:
+            return self._client_gone(st)
         except _BodyTooLarge as exc:
             return self._ah_error(st, 413, "payload_too_large", str(exc))
         except _BadBody as exc:
@@ -879,15 +899,15 @@ class _Api:
         self, request: web.Request, st: DestinationStats, prof: FaultConfig | None
     ) -> web.StreamResponse:
         if prof is not None and prof.auth_fail:
-                st.faults["auth_fail"] += 1
-                return self._fault_response(
-                    "activation",
-                    st,
-                    401,
-                    "auth_fail",
-                    {"WWW-Authenticate": "Bearer"},
-                    "invalid API key (emulated)",
-                )
+            st.faults["auth_fail"] += 1
+            return self._fault_response(
+                "activation",
+                st,
+                401,
+                "auth_fail",
+                {"WWW-Authenticate": "Bearer"},
+                "invalid API key (emulated)",
+            )
         auth = request.headers.get("Authorization")
         if auth not in self._bearers:
             scheme, _, token = (auth or "").strip().partition(" ")
@@ -903,6 +923,8 @@ class _Api:
             )
         try:
             body = await _read_body(request, self.cfg.max_body_bytes, self.decompresses)
+        except _ClientGone:
+            return self._client_gone(st)
         except _BodyTooLarge as exc:
             return self._act_error(st, 413, "payload_too_large", str(exc))
         except _BadBody as exc:
@@ -1288,9 +1310,9 @@ def make_app(config: EmulatorConfig | None = None) -> web.Application:
     app = web.Application(client_max_size=limit + 1)
     app[STATE_KEY] = state
     app[_API_KEY] = api
-    app.router.add_post(ZEOTAP_PATH, api.zeotap)
-    app.router.add_post(AUDIOHOOK_PATH, api.audiohook)
-    app.router.add_post(ACTIVATION_PATH, api.activation)
+    app.router.add_post(ZEOTAP_PATH, api._handler("zeotap", api._zeotap))
+    app.router.add_post(AUDIOHOOK_PATH, api._handler("audiohook", api._audiohook))
+    app.router.add_post(ACTIVATION_PATH, api._handler("activation", api._activation))
     app.router.add_get(f"{ADMIN_PREFIX}/stats", api.admin_stats)
     app.router.add_get(f"{ADMIN_PREFIX}/events", api.admin_events)
     app.router.add_get(f"{ADMIN_PREFIX}/receipts", api.admin_receipts)

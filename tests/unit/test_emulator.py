@@ -77,7 +77,11 @@ DOC_CUSTOMER_BATCH = {
 
 def zevent(eid: str, **user: Any) -> dict[str, Any]:
     return {
-        "event": {"eventId": eid, "eventName": "purchase_completed", "eventTimestamp": "2024-01-15T14:32:00Z"},
+        "event": {
+            "eventId": eid,
+            "eventName": "purchase_completed",
+            "eventTimestamp": "2024-01-15T14:32:00Z",
+        },
         "user": user or {"userId": "u-1", "country": "DEU"},
     }
 
@@ -141,7 +145,9 @@ def make_emulator() -> Iterator[Callable[..., Emulator]]:
         emulator.stop()
 
 
-def zpost(http: httpx.Client, emu: Emulator, body: Any, *, region: str = "EU", **headers: str) -> httpx.Response:
+def zpost(
+    http: httpx.Client, emu: Emulator, body: Any, *, region: str = "EU", **headers: str
+) -> httpx.Response:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     return http.post(emu.zeotap_url(region), content=content, headers={**ZEO_HEADERS, **headers})
 
@@ -242,7 +248,9 @@ def test_zeotap_auth_status_is_configurable_and_several_keys_work(
     ],
 )
 def test_zeotap_region_and_event_type(emu: Emulator, http: httpx.Client, query: str, debug: str) -> None:
-    resp = http.post(f"{emu.base_url}/zeotap?{query}", content=orjson.dumps(DOC_REALTIME), headers=ZEO_HEADERS)
+    resp = http.post(
+        f"{emu.base_url}/zeotap?{query}", content=orjson.dumps(DOC_REALTIME), headers=ZEO_HEADERS
+    )
     assert resp.status_code == 400
     assert debug in resp.headers["x-zeo-debug"]
 
@@ -272,7 +280,9 @@ def test_zeotap_content_type(emu: Emulator, http: httpx.Client, content_type: st
 
 
 def test_zeotap_missing_content_type(emu: Emulator, http: httpx.Client) -> None:
-    resp = http.post(emu.zeotap_url(), content=orjson.dumps(DOC_REALTIME), headers={"Authorization": DOC_AUTH})
+    resp = http.post(
+        emu.zeotap_url(), content=orjson.dumps(DOC_REALTIME), headers={"Authorization": DOC_AUTH}
+    )
     assert resp.status_code == 400
 
 
@@ -310,7 +320,9 @@ def test_zeotap_malformed_bodies(emu: Emulator, http: httpx.Client, body: bytes,
         ({"user": {"email": "a@b.c", "country": "  "}}, "user.country is required"),
     ],
 )
-def test_zeotap_strict_validation(emu: Emulator, http: httpx.Client, event: dict[str, Any], debug: str) -> None:
+def test_zeotap_strict_validation(
+    emu: Emulator, http: httpx.Client, event: dict[str, Any], debug: str
+) -> None:
     resp = zpost(http, emu, event)
     assert resp.status_code == 400
     assert debug in resp.headers["x-zeo-debug"]
@@ -347,7 +359,9 @@ def test_zeotap_doc_customer_batch_needs_country_unless_disabled(
     assert zpost(http, lenient, DOC_CUSTOMER_BATCH).status_code == 204
 
 
-def test_zeotap_non_strict_accepts_any_objects(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
+def test_zeotap_non_strict_accepts_any_objects(
+    make_emulator: Callable[..., Emulator], http: httpx.Client
+) -> None:
     lenient = make_emulator(zeotap_strict=False)
     resp = zpost(http, lenient, {"events": [{"anything": 1}, {"event": "not-an-object"}]})
     assert resp.status_code == 204
@@ -466,9 +480,13 @@ def test_audiohook_doc_example_without_event_id(emu: Emulator, http: httpx.Clien
 
 def test_audiohook_event_id_in_event_payload(emu: Emulator, http: httpx.Client) -> None:
     ev = ah_event(None, event_payload={"event_id": "nested-1", "value": 3})
-    assert http.post(emu.audiohook_url("px-1"), content=orjson.dumps(ev), headers=AH_HEADERS).status_code == 200
+    assert (
+        http.post(emu.audiohook_url("px-1"), content=orjson.dumps(ev), headers=AH_HEADERS).status_code == 200
+    )
     ev = ah_event("top-1", event_payload={"event_id": "nested-2"})
-    assert http.post(emu.audiohook_url("px-1"), content=orjson.dumps(ev), headers=AH_HEADERS).status_code == 200
+    assert (
+        http.post(emu.audiohook_url("px-1"), content=orjson.dumps(ev), headers=AH_HEADERS).status_code == 200
+    )
     assert set(emu.admin.receipts("audiohook")["audiohook"]) == {"nested-1", "top-1"}
 
 
@@ -590,7 +608,9 @@ def test_activation_required_fields(
     assert zstats(emu, "activation")["events_received"] == 0
 
 
-@pytest.mark.parametrize("timestamp", ["2024-01-15T14:32:00Z", "2024-09-04T23:02:44-12:00", "2024-01-15T14:32:00.123"])
+@pytest.mark.parametrize(
+    "timestamp", ["2024-01-15T14:32:00Z", "2024-09-04T23:02:44-12:00", "2024-01-15T14:32:00.123"]
+)
 def test_activation_timestamps(emu: Emulator, http: httpx.Client, timestamp: str) -> None:
     assert act_post(http, emu, act_event(timestamp=timestamp)).status_code == 202
 
@@ -763,7 +783,8 @@ def test_error_rate_is_a_share_and_seed_makes_it_deterministic(emu: Emulator, ht
         emu.set_faults("audiohook", error_rate=0.3, throttle_rate=0.2, seed=42)
         body = orjson.dumps(ah_event())
         return [
-            http.post(emu.audiohook_url("px-1"), content=body, headers=AH_HEADERS).status_code for _ in range(200)
+            http.post(emu.audiohook_url("px-1"), content=body, headers=AH_HEADERS).status_code
+            for _ in range(200)
         ]
 
     first, second = run(), run()
@@ -904,7 +925,10 @@ def test_schema_registry_with_the_real_client(emu: Emulator) -> None:
         reader.lookup_schema("other-value", Schema(AVRO_V2, "AVRO"))
     assert unknown_schema.value.error_code == 40403
     with pytest.raises(SchemaRegistryError) as invalid:
-        reader.register_schema("bad-value", Schema('{"type": "record", "name": "X"}', "AVRO"))
+        reader.register_schema(
+            "bad-value",
+            Schema('{"type": "record", "name": "X", "fields": [{"name": "a", "type": "nosuch"}]}', "AVRO"),
+        )
     assert (invalid.value.http_status_code, invalid.value.error_code) == (422, 42201)
 
 
@@ -948,7 +972,9 @@ def test_emulator_process(http: httpx.Client) -> None:
     with EmulatorProcess("--write-key", "proc-key", "--no-keep-events", "--seed", "3") as proc:
         assert proc.base_url.startswith("http://127.0.0.1:")
         headers = {"Authorization": zeotap_authorization("proc-key"), "Content-Type": "application/json"}
-        resp = http.post(proc.zeotap_url("UK"), content=orjson.dumps({"events": [zevent("p-1")]}), headers=headers)
+        resp = http.post(
+            proc.zeotap_url("UK"), content=orjson.dumps({"events": [zevent("p-1")]}), headers=headers
+        )
         assert resp.status_code == 204
         assert proc.admin.stats()["destinations"]["zeotap"]["unique_ids"] == 1
         proc.admin.set_faults("zeotap", error_rate=1.0)
