@@ -88,7 +88,11 @@ class SchemaStore:
         if self._fetch_by_id is None:
             raise DecodeError(f"Confluent-framed record (schema id {schema_id}) but no schema registry configured")
         text = self._fetch_by_id(schema_id)  # raises DecodeError / SchemaRegistryUnavailable
-        parsed = parse(text)
+        try:
+            parsed = parse(text)
+        except Exception as exc:  # not JSON, not Avro, or unresolved references: the record cannot be read
+            detail = f"{type(exc).__name__}: {exc}"
+            raise DecodeError(f"schema id {schema_id} is not a usable Avro schema: {detail}"[:300]) from None
         self._by_id[schema_id] = parsed
         return parsed
 

@@ -83,6 +83,9 @@ class KafkaSettings(_Model):
     topic_partitions: Annotated[int, Field(ge=1)] = 6
     replication_factor: Annotated[int, Field(ge=1)] = 1
     commit_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    # how long a crashed member holds its partitions before the group rebalances
+    session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 30.0
+    heartbeat_interval_s: Annotated[float, Field(gt=0)] = 3.0
 
     @model_validator(mode="after")
     def _security_consistent(self) -> KafkaSettings:
@@ -147,9 +150,10 @@ class DestinationSettings(_Model):
     def _https_required(self) -> DestinationSettings:
         parts = urlsplit(self.url)
         if parts.scheme == "http" and not self.allow_insecure_http and not _is_loopback(parts.hostname or ""):
-            raise ValueError(
-                f"url {self.url!r} is plain http to a non-loopback host; use https "
-                "(or set allow_insecure_http: true, which is logged loudly)"
+            raise _FieldError(
+                ("url",),
+                f"{self.url!r} is plain http to a non-loopback host; use https "
+                "(or set allow_insecure_http: true, which is logged loudly)",
             )
         return self
 
@@ -174,9 +178,12 @@ class ZeotapDestination(DestinationSettings):
     @model_validator(mode="after")
     def _zeotap_limits(self) -> ZeotapDestination:
         if self.batch.max_bytes > ZEOTAP_MAX_REQUEST_BYTES:
-            raise ValueError(f"batch.max_bytes exceeds Zeotap's 20 MB request limit ({ZEOTAP_MAX_REQUEST_BYTES})")
+            raise _FieldError(
+                ("batch", "max_bytes"),
+                f"{self.batch.max_bytes} exceeds Zeotap's 20 MB request limit ({ZEOTAP_MAX_REQUEST_BYTES})",
+            )
         if not self.write_key.get_secret_value():
-            raise ValueError("write_key is empty")
+            raise _FieldError(("write_key",), "must not be empty")
         return self
 
 
@@ -238,6 +245,13 @@ class RouteSettings(_Model):
             raise ValueError(
                 f"unknown mapping section(s) {sorted(unknown)}; allowed: event, user, consent, page, device"
             )
+        # compile it once here so that a bad field spec is a config error at start-up
+        from streams.pipeline.mapping import Mapping
+
+        try:
+            Mapping(v)
+        except TypeError as exc:  # e.g. an unhashable `exclude` entry
+            raise ValueError(f"invalid mapping: {exc}") from None
         return v
 
 
@@ -305,12 +319,10 @@ def substitute_env(node: Any, env: dict[str, str], path: tuple[str, ...] = ()) -
                 return default
             raise _FieldError(path, f"environment variable {var} is not set")
 
-        whole = _ENV_REF.fullmatch(node)
-        value = _ENV_REF.sub(repl, node)
-        # "${PORT}" alone may stand for a number or a boolean: let YAML type it
-        if whole and value and not value.startswith(("{", "[")):
-            return yaml.safe_load(value) if value.strip() else value
-        return value
+        # the value stays a string: the typed fields convert "6" / "true" / "0.5" themselves, while
+        # YAML-parsing it would break (or raise on, echoing the value) secrets such as "@x", "a #b",
+        # "!x" or a numeric password
+        return _ENV_REF.sub(repl, node)
     return node
 
 
@@ -324,7 +336,11 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> BridgeCo
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        # position and problem only: PyYAML's message quotes the offending line, which may hold a secret
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = "; ".join(p for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p)
+        raise ConfigError(f"{path}: not valid YAML: {where}{what or type(exc).__name__}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     # `x-...` keys are free for YAML anchors shared between routes
@@ -346,7 +362,8 @@ def _format_validation_error(path: Path, exc: ValidationError) -> str:
         # discriminated unions add the tag to the path: destinations.zeotap.zeotap.url -> .url
         ctx_err = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_err, _FieldError):
-            loc, msg = list(ctx_err.loc), str(ctx_err)
+            # the error's own path is relative to the model that raised it
+            loc, msg = loc + list(ctx_err.loc), str(ctx_err)
         else:
             msg = err["msg"].removeprefix("Value error, ")
         if len(loc) >= 3 and loc[0] == "destinations" and loc[2] in ("zeotap", "audiohook", "activation"):

@@ -6,6 +6,7 @@ destination receives); stderr one JSON line per record that would not be sent.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import IO, Any
 
 import fastavro
@@ -32,6 +33,28 @@ def _report(out: IO[bytes], err: IO[bytes], index: int, outcome: Outcome) -> Non
     err.write(orjson.dumps(line) + b"\n")
 
 
+def _leaves(obj: Any) -> Iterator[str]:
+    """Text forms of the scalar values of a decoded JSON value."""
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _leaves(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _leaves(v)
+    elif isinstance(obj, str):
+        yield obj
+        yield repr(obj)
+    elif isinstance(obj, int | float) and not isinstance(obj, bool):
+        yield str(obj)
+
+
+def _redact(text: str, obj: Any) -> str:
+    """fastavro's schema errors quote the offending value: never echo an input value (PII) to stderr."""
+    for leaf in sorted({v for v in _leaves(obj) if len(v) >= 3}, key=len, reverse=True):
+        text = text.replace(leaf, "<redacted>")
+    return text
+
+
 def run_transform(
     config: BridgeConfig, route: str, stream: IO[bytes], input_format: str, out: IO[bytes], err: IO[bytes]
 ) -> dict[str, int]:
@@ -51,7 +74,7 @@ def run_transform(
             records = fastavro.reader(stream, reader_schema=reader_schema)
         except Exception as exc:  # not an Avro container file at all
             raise ValueError(f"input is not an Avro object container file: {exc}") from None
-        index = 0
+        index = -1  # the corrupt record is the one after the last one read
         try:
             for index, rec in enumerate(records):  # noqa: B007
                 # the dry run's partition is 0 and its offset the record's index
@@ -73,7 +96,8 @@ def run_transform(
                 try:
                     data = encode_plain(plain.reader, obj)
                 except Exception as exc:  # fastavro: ValueError/TypeError/... on schema violations
-                    raise DecodeError(f"record does not match schema: {type(exc).__name__}: {exc}"[:300]) from None
+                    why = _redact(f"{type(exc).__name__}: {exc}", obj)
+                    raise DecodeError(f"record does not match schema: {why}"[:300]) from None
                 record = plain.decode(data)
             except orjson.JSONDecodeError as exc:
                 emit(index, Rejected("decode", "invalid_json", f"line is not JSON: {exc}"[:200], "JSONDecodeError"))

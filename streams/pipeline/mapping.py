@@ -160,13 +160,16 @@ def _coerce(value: Any, as_: str, ts_fmt: TimestampFormat) -> Any:
                 return value.date().isoformat()
             if isinstance(value, dt.date):
                 return value.isoformat()
+            if isinstance(value, bool):
+                raise ValueError("a boolean is not a date")
             if isinstance(value, int):  # Avro date: days since epoch
                 return (dt.date(1970, 1, 1) + dt.timedelta(days=value)).isoformat()
             return dt.date.fromisoformat(str(value)).isoformat()
         if as_ == "join":
             if not isinstance(value, list):
                 return str(value)
-            return ",".join(str(_json_value(v, ts_fmt)) for v in value)
+            # elements as `as: string` makes them (true, not True); nulls are left out, not "None"
+            return ",".join(_coerce(v, "string", ts_fmt) for v in value if v is not None)
     except MappingError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
@@ -252,6 +255,10 @@ class Mapping:
         path = fspec["path"]
         dynamic = key.startswith("{") and key.endswith("}")
         key_getter = compile_path(key[1:-1]) if dynamic else None
+        if dynamic and identity is not None:
+            # the enrich stage finds identifiers by key: under a key read from the record it would
+            # never normalise or hash them, and the raw value would be sent
+            raise MappingSpecError(f"{where}: 'identity' cannot be used with a key taken from the record")
         if identity in ("email", "phone", "name") and not dynamic:
             self.identity_targets.append(IdentityTarget(section, key, identity))
         elif identity == "id" and not dynamic:

@@ -98,7 +98,10 @@ class RoutePipeline:
 
         if not self.route.forward:
             return Filtered("route", "route_not_forwarded", f"route {self.name} does not forward events", event_id)
-        if not self.nce:
+        if self.nce:
+            # no country or identifier is required, but an identifier mapped anyway is never sent raw
+            self._identifiers(sections, None)
+        else:
             rejected = self._enrich(record, sections, event_id)
             if rejected is not None:
                 return rejected
@@ -141,6 +144,19 @@ class RoutePipeline:
         for section, key in self.country_targets:
             sections.setdefault(section, {})[key] = country
 
+        present = self._identifiers(sections, alpha2)
+        if present == 0 and self._identifier_names:
+            return Rejected(
+                "enrich",
+                "missing_identifier",
+                "no user identifier: none of " + ", ".join(self._identifier_names) + " has a usable value",
+                "MissingIdentifier",
+                event_id,
+            )
+        return None
+
+    def _identifiers(self, sections: dict[str, dict[str, Any]], alpha2: str | None) -> int:
+        """Trim ids, normalise (and hash) emails/phones/names in place; count usable identifiers."""
         present = 0
         for section, key in self._id_targets:
             body = sections.get(section)
@@ -165,15 +181,7 @@ class RoutePipeline:
             else:
                 body[key] = norm
                 present += kind != "name"
-        if present == 0 and self._identifier_names:
-            return Rejected(
-                "enrich",
-                "missing_identifier",
-                "no user identifier: none of " + ", ".join(self._identifier_names) + " has a usable value",
-                "MissingIdentifier",
-                event_id,
-            )
-        return None
+        return present
 
 
 def _raw_event_id(record: dict[str, Any]) -> str | None:

@@ -45,6 +45,8 @@ def make_config(
         "group_id": f"it-{suffix}",
         "topic_partitions": PARTITIONS,
         "commit_interval_s": 0.5,
+        "session_timeout_s": 6,
+        "heartbeat_interval_s": 1,
     }
     z = raw["destinations"]["zeotap"]
     z.update(url=f"{emulator_url}/zeotap", write_key=write_key, rate_limit_rps=None)
