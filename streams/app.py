@@ -67,9 +67,7 @@ class Bridge:
 
     async def start(self) -> None:
         self.sinks = {n: Sink(api) for n, api in self.apis.items()}
-        self.capacity = {
-            r: Capacity(self.config.worker.max_in_flight_events) for r in self.config.routes
-        }
+        self.capacity = {r: Capacity(self.config.worker.max_in_flight_events) for r in self.config.routes}
         self.dead_letters = DeadLetterProducer(confluent_conf(self.config.kafka, **{"client.id": "s2s-bridge-dlt"}))
 
     async def stop(self) -> None:
@@ -228,7 +226,7 @@ def build_app(config: BridgeConfig, bridge: Bridge, *, web_port: int | None = No
 
         def make_agent(route_name: str, within_s: float) -> Any:
             async def consume(stream: faust.StreamT) -> None:
-                async for events in stream.noack_take(take_max, within=within_s):
+                async for events in stream.noack_take(take_max, within=within_s):  # type: ignore[attr-defined]
                     await bridge.handle(route_name, events)
 
             consume.__name__ = f"route_{route_name}"

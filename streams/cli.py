@@ -100,6 +100,18 @@ def dev_kafka() -> None:
     main_dev_kafka()
 
 
+@dev_app.command("fetch-kafka")
+def dev_fetch_kafka() -> None:
+    """Fetch the Apache Kafka broker jars from Maven Central into the cache (once; needs java + mvn)."""
+    from streams.dev.broker import BrokerError, ensure_jars
+
+    try:
+        libs = ensure_jars()
+    except BrokerError as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(f"Kafka jars ready in {libs}")
+
+
 @dev_app.command("emulator")
 def dev_emulator(
     port: Annotated[int, typer.Option(help="listen port on 127.0.0.1")] = 8080,

@@ -48,9 +48,7 @@ class SaslSettings(_Model):
     def _credentials_present(self) -> SaslSettings:
         if self.mechanism == "OAUTHBEARER":
             if not (self.oauth_token_endpoint and self.oauth_client_id and self.oauth_client_secret):
-                raise ValueError(
-                    "OAUTHBEARER needs oauth_token_endpoint, oauth_client_id and oauth_client_secret"
-                )
+                raise ValueError("OAUTHBEARER needs oauth_token_endpoint, oauth_client_id and oauth_client_secret")
         elif not (self.username and self.password):
             raise ValueError(f"{self.mechanism} needs username and password")
         return self
@@ -199,9 +197,7 @@ class ActivationDestination(DestinationSettings):
     country_format: Literal["alpha2", "alpha3"] = "alpha2"
 
 
-Destination = Annotated[
-    ZeotapDestination | AudiohookDestination | ActivationDestination, Field(discriminator="type")
-]
+Destination = Annotated[ZeotapDestination | AudiohookDestination | ActivationDestination, Field(discriminator="type")]
 
 
 # --------------------------------------------------------------------------- routes
@@ -242,9 +238,7 @@ class RouteSettings(_Model):
     def _sections_known(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         unknown = set(v) - {"event", "user", "consent", "page", "device"}
         if unknown:
-            raise ValueError(
-                f"unknown mapping section(s) {sorted(unknown)}; allowed: event, user, consent, page, device"
-            )
+            raise ValueError(f"unknown mapping section(s) {sorted(unknown)}; allowed: event, user, consent, page, device")
         # compile it once here so that a bad field spec is a config error at start-up
         from streams.pipeline.mapping import Mapping
 

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -65,9 +66,11 @@ class DeadLetter:
     last_failure: float | None = None
     replay_count: int = 0
 
-    def headers(self, original: Sequence[tuple[str, bytes | None]] | None) -> Headers:
+    def headers(self, original: Any) -> Headers:
+        """Original headers (list of pairs or mapping) without our own, then ours."""
         now = time.time()
-        out: Headers = [(k, v if v is not None else b"") for k, v in (original or ()) if not k.startswith(OWN_PREFIXES)]
+        pairs = original.items() if isinstance(original, Mapping) else (original or ())
+        out: Headers = [(k, _bytes(v)) for k, v in pairs if not k.startswith(OWN_PREFIXES)]
         out += [
             (H_TOPIC, self.topic.encode()),
             (H_PARTITION, str(self.partition).encode()),
@@ -100,8 +103,16 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
-def header_dict(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, str]:
-    return {k: (v or b"").decode("utf-8", "replace") for k, v in (headers or ())}
+def _bytes(v: Any) -> bytes:
+    if v is None:
+        return b""
+    return v.encode() if isinstance(v, str) else bytes(v)
+
+
+def header_dict(headers: Any) -> dict[str, str]:
+    """Headers (pairs or mapping, values bytes/str/None) as text; the last value of a repeated name wins."""
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    return {k: _bytes(v).decode("utf-8", "replace") for k, v in pairs}
 
 
 class DeadLetterFailed(Exception):
@@ -129,9 +140,7 @@ class DeadLetterProducer:
         while not self._stop.is_set():
             self._producer.poll(0.1)
 
-    def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
-    ) -> asyncio.Future[None]:
+    def send(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
 
@@ -149,7 +158,7 @@ class DeadLetterProducer:
 
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=done)
+                self._producer.produce(topic, value=value, key=key, headers=cast(Any, headers), on_delivery=done)
                 break
             except BufferError:  # local queue full: let deliveries drain
                 self._producer.poll(0.05)

@@ -12,7 +12,7 @@ from typing import IO, Any
 import fastavro
 import orjson
 
-from streams.codec import Decoder, DecodeError, encode_plain, load_schema_file
+from streams.codec import DecodeError, Decoder, encode_plain, load_schema_file
 from streams.config import BridgeConfig
 from streams.pipeline.outcome import Filtered, Outcome, Payload, Rejected
 from streams.pipeline.transform import build_pipelines

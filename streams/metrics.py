@@ -13,9 +13,7 @@ class Metrics:
         self.delivered = Counter(
             "s2s_records_delivered", "Records acknowledged by their destination", ["route", "destination"], registry=r
         )
-        self.filtered = Counter(
-            "s2s_records_filtered", "Records deliberately not sent", ["route", "stage", "reason"], registry=r
-        )
+        self.filtered = Counter("s2s_records_filtered", "Records deliberately not sent", ["route", "stage", "reason"], registry=r)
         self.dead_lettered = Counter(
             "s2s_records_dead_lettered",
             "Records written to the dead-letter topic",
@@ -41,7 +39,10 @@ class Metrics:
         self.retries = Counter("s2s_http_retries", "Retried requests by cause", ["destination", "status"], registry=r)
         self.batch_splits = Counter("s2s_batch_splits", "Batches split to isolate a bad record", ["destination"], registry=r)
         self.destination_unhealthy = Gauge(
-            "s2s_destination_unhealthy", "1 while the destination keeps failing (its routes are paused)", ["destination"], registry=r
+            "s2s_destination_unhealthy",
+            "1 while the destination keeps failing (its routes are paused)",
+            ["destination"],
+            registry=r,
         )
         self.paused = Gauge("s2s_route_paused", "1 while consumption of the route is paused", ["route"], registry=r)
         self.in_flight = Gauge("s2s_in_flight_records", "Records consumed and not yet settled", ["route"], registry=r)

@@ -9,6 +9,7 @@ committing anything past the failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -60,10 +61,8 @@ class Worker:
         lag_task = asyncio.ensure_future(self._report_lag())
         try:
             while not self._stop.is_set() and self.bridge.fatal is None and not self.app.should_stop:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=0.2)
-                except TimeoutError:
-                    pass
         finally:
             lag_task.cancel()
             self.ready = False

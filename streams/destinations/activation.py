@@ -41,10 +41,7 @@ class Activation(DestinationAPI):
             "event": event.get(EVENT_NAME),
             "timestamp": event.get(EVENT_TS),
             # "Customer ID, email hash, or another stable identifier" (the guide's step 2)
-            "customer_id": user.get("userId")
-            or user.get("anonymousId")
-            or user.get("email_sha256")
-            or user.get("phone_sha256"),
+            "customer_id": user.get("userId") or user.get("anonymousId") or user.get("email_sha256") or user.get("phone_sha256"),
             "event_id": event.get(EVENT_ID),
             "properties": props,
         }

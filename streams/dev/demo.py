@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streams.codec import encode_plain, load_schema_file, parse
 from streams.config import load_config
 from streams.deadletter import H_REASON, H_STAGE, header_dict
-from streams.dev.samples import EVENTS, SampleFactory
+from streams.dev.samples import SampleFactory
 from streams.metrics import METRICS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bridge.yaml"
@@ -38,8 +38,12 @@ def _bad_records(f: SampleFactory, event: str) -> list[tuple[str, dict[str, Any]
     no_country["customer"].update(country=None, phone=None)
     no_country["context"].update(ip_address=None, locale=None)
     denied = f.record(event, consent_granted=False)
-    return [("undecodable", b"\x00\x01\x02 this is not avro \xff"), ("no identifier", no_id),
-            ("no country", no_country), ("consent denied", denied)]
+    return [
+        ("undecodable", b"\x00\x01\x02 this is not avro \xff"),
+        ("no identifier", no_id),
+        ("no country", no_country),
+        ("consent denied", denied),
+    ]
 
 
 def _read_dead_letters(bootstrap: str, topics: list[str]) -> Counter[str]:
@@ -151,7 +155,9 @@ def run_demo(per_event: int = 60, as_json: bool = False, timeout: float = 180.0)
     else:
         print()
         print(f"produced       {produced}")
-        print(f"delivered      {delivered}   (unique eventIds received by the Zeotap emulator; duplicates {summary['duplicates']})")
+        print(
+            f"delivered      {delivered}   (unique eventIds received by the Zeotap emulator; duplicates {summary['duplicates']})"
+        )
         print(f"filtered       {sum(filtered.values())}")
         for k, v in sorted(filtered.items()):
             print(f"  {k:<34} {v}")

@@ -116,10 +116,7 @@ def _png_1x1() -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00\x00\x00\x00\x00"))
-        + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00\x00\x00\x00\x00")) + chunk(b"IEND", b"")
     )
 
 
@@ -291,9 +288,7 @@ class DestinationStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "requests": {
-                ("dropped" if k == _DROPPED else str(k)): v for k, v in sorted(self.requests.items())
-            },
+            "requests": {("dropped" if k == _DROPPED else str(k)): v for k, v in sorted(self.requests.items())},
             "requests_total": sum(self.requests.values()),
             "events_received": self.events_received,
             "unique_ids": len(self.receipts),
@@ -615,9 +610,7 @@ class _Api:
         self._zeotap_keys = frozenset(self.cfg.zeotap_write_keys)
         self._regions = frozenset(self.cfg.zeotap_regions)
         self._zeotap_validate = make_zeotap_validator(self.cfg) if self.cfg.zeotap_strict else None
-        self._pixels = (
-            None if self.cfg.audiohook_pixel_ids is None else frozenset(self.cfg.audiohook_pixel_ids)
-        )
+        self._pixels = None if self.cfg.audiohook_pixel_ids is None else frozenset(self.cfg.audiohook_pixel_ids)
         self._bearers = frozenset(f"Bearer {k}" for k in self.cfg.activation_api_keys)
         self._api_keys = frozenset(self.cfg.activation_api_keys)
 
@@ -651,9 +644,7 @@ class _Api:
 
         return handle
 
-    def _infra_fault(
-        self, request: web.Request, dest: str, st: DestinationStats, prof: FaultConfig
-    ) -> web.StreamResponse | None:
+    def _infra_fault(self, request: web.Request, dest: str, st: DestinationStats, prof: FaultConfig) -> web.StreamResponse | None:
         """Faults that happen before the API looks at the request (gateway-level)."""
         state = self.state
         key = dest if dest in state.faults else GLOBAL
@@ -738,9 +729,7 @@ class _Api:
             return None
         return auth_status, "invalid write key"
 
-    async def _zeotap(
-        self, request: web.Request, st: DestinationStats, prof: FaultConfig | None
-    ) -> web.StreamResponse:
+    async def _zeotap(self, request: web.Request, st: DestinationStats, prof: FaultConfig | None) -> web.StreamResponse:
         if prof is not None and prof.auth_fail:
             st.faults["auth_fail"] += 1
             return self._fault_response(
@@ -765,11 +754,7 @@ class _Api:
             return self._zeotap_error(st, 400, f"{what} (valid: {valid})")
         event_type = query.get("eventType")
         if event_type != "s2s":
-            what = (
-                "missing eventType query parameter"
-                if event_type is None
-                else f"invalid eventType {event_type!r}"
-            )
+            what = "missing eventType query parameter" if event_type is None else f"invalid eventType {event_type!r}"
             return self._zeotap_error(st, 400, f"{what} (must be 's2s')")
         if not _is_json_content_type(request.headers.get("Content-Type")):
             ct = request.headers.get("Content-Type")
@@ -821,23 +806,17 @@ class _Api:
                     return self._fault_response("zeotap", st, 400, "poison", detail=f"poison event {eid}")
 
         self.state.request_seq += 1
-        self.state.record(
-            st, events, ids, {"region": region, "batch": batch, "request": self.state.request_seq}
-        )
+        self.state.record(st, events, ids, {"region": region, "batch": batch, "request": self.state.request_seq})
         st.requests[204] += 1
         return web.Response(status=204)
 
     # -- Audiohook ---------------------------------------------------------------------------
 
-    def _ah_error(
-        self, st: DestinationStats, status: int, error: str, message: str, **extra: Any
-    ) -> web.Response:
+    def _ah_error(self, st: DestinationStats, status: int, error: str, message: str, **extra: Any) -> web.Response:
         st.requests[status] += 1
         return _json_response(status, {"error": error, "message": message, **extra})
 
-    async def _audiohook(
-        self, request: web.Request, st: DestinationStats, prof: FaultConfig | None
-    ) -> web.StreamResponse:
+    async def _audiohook(self, request: web.Request, st: DestinationStats, prof: FaultConfig | None) -> web.StreamResponse:
         pixel_id = request.match_info["pixel_id"]
         if prof is not None and prof.auth_fail:
             st.faults["auth_fail"] += 1
@@ -846,9 +825,7 @@ class _Api:
             return self._ah_error(st, 404, "unknown_pixel", f"unknown Audiohook id {pixel_id!r}")
         if not _is_json_content_type(request.headers.get("Content-Type")):
             ct = request.headers.get("Content-Type")
-            return self._ah_error(
-                st, 400, "invalid_content_type", f"Content-Type must be application/json, got {ct!r}"
-            )
+            return self._ah_error(st, 400, "invalid_content_type", f"Content-Type must be application/json, got {ct!r}")
         try:
             body = await _read_body(request, self.cfg.max_body_bytes, self.decompresses)
         except _ClientGone:
@@ -867,16 +844,12 @@ class _Api:
         for name in AUDIOHOOK_REQUIRED:
             value = ev.get(name)
             if not isinstance(value, str) or not value.strip():
-                return self._ah_error(
-                    st, 400, "missing_field", f"required field {name!r} is missing or empty", field=name
-                )
+                return self._ah_error(st, 400, "missing_field", f"required field {name!r} is missing or empty", field=name)
         if self.cfg.audiohook_validate_ip:
             try:
                 ipaddress.ip_address(ev["ip_address"].strip())
             except ValueError:
-                return self._ah_error(
-                    st, 400, "invalid_field", "ip_address is not an IPv4/IPv6 address", field="ip_address"
-                )
+                return self._ah_error(st, 400, "invalid_field", "ip_address is not an IPv4/IPv6 address", field="ip_address")
         eid = _audiohook_event_id(ev)
         if prof is not None and eid is not None and eid in prof.poison_ids:
             st.faults["poison"] += 1
@@ -888,16 +861,12 @@ class _Api:
 
     # -- Activation API ----------------------------------------------------------------------
 
-    def _act_error(
-        self, st: DestinationStats, status: int, error: str, message: str, **extra: Any
-    ) -> web.Response:
+    def _act_error(self, st: DestinationStats, status: int, error: str, message: str, **extra: Any) -> web.Response:
         st.requests[status] += 1
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return _json_response(status, {"error": error, "message": message, **extra}, headers)
 
-    async def _activation(
-        self, request: web.Request, st: DestinationStats, prof: FaultConfig | None
-    ) -> web.StreamResponse:
+    async def _activation(self, request: web.Request, st: DestinationStats, prof: FaultConfig | None) -> web.StreamResponse:
         if prof is not None and prof.auth_fail:
             st.faults["auth_fail"] += 1
             return self._fault_response(
@@ -913,14 +882,10 @@ class _Api:
             scheme, _, token = (auth or "").strip().partition(" ")
             if not (scheme.lower() == "bearer" and token.strip() in self._api_keys):
                 message = "missing credentials" if not auth else "invalid credentials"
-                return self._act_error(
-                    st, 401, "unauthorized", f"{message}: expected 'Authorization: Bearer <api_key>'"
-                )
+                return self._act_error(st, 401, "unauthorized", f"{message}: expected 'Authorization: Bearer <api_key>'")
         if not _is_json_content_type(request.headers.get("Content-Type")):
             ct = request.headers.get("Content-Type")
-            return self._act_error(
-                st, 400, "invalid_content_type", f"Content-Type must be application/json, got {ct!r}"
-            )
+            return self._act_error(st, 400, "invalid_content_type", f"Content-Type must be application/json, got {ct!r}")
         try:
             body = await _read_body(request, self.cfg.max_body_bytes, self.decompresses)
         except _ClientGone:
@@ -935,17 +900,13 @@ class _Api:
         except orjson.JSONDecodeError as exc:
             return self._act_error(st, 400, "invalid_json", str(exc))
         if not isinstance(doc, dict):
-            return self._act_error(
-                st, 400, "invalid_payload", 'body must be an event object or {"events": [...]}'
-            )
+            return self._act_error(st, 400, "invalid_payload", 'body must be an event object or {"events": [...]}')
         idem = request.headers.get("Idempotency-Key") or None
         batch = "events" in doc and "event" not in doc
         if batch:
             events = doc["events"]
             if not isinstance(events, list) or not events:
-                return self._act_error(
-                    st, 400, "invalid_payload", "'events' must be a non-empty array", field="events"
-                )
+                return self._act_error(st, 400, "invalid_payload", "'events' must be a non-empty array", field="events")
         else:
             events = [doc]
         ids: list[str | None] = []
@@ -1082,9 +1043,7 @@ class SchemaRegistry:
     def __init__(self, basic_auth: tuple[str, str] | None = None) -> None:
         self.basic_auth = basic_auth
         self._auth_header = (
-            None
-            if basic_auth is None
-            else "Basic " + base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
+            None if basic_auth is None else "Basic " + base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
         )
         self.clear()
 
@@ -1120,9 +1079,7 @@ class SchemaRegistry:
             versions.append(schema_id)
         return schema_id
 
-    def lookup(
-        self, subject: str, schema: str, schema_type: str, references: list[dict[str, Any]]
-    ) -> int | None:
+    def lookup(self, subject: str, schema: str, schema_type: str, references: list[dict[str, Any]]) -> int | None:
         key = (
             schema_type,
             self._canonical(schema, schema_type),
@@ -1150,18 +1107,14 @@ class SchemaRegistry:
     # -- HTTP
     @staticmethod
     def _error(status: int, code: int, message: str) -> web.Response:
-        return web.Response(
-            status=status, body=orjson.dumps({"error_code": code, "message": message}), content_type=_JSON_CT
-        )
+        return web.Response(status=status, body=orjson.dumps({"error_code": code, "message": message}), content_type=_JSON_CT)
 
     @staticmethod
     def _ok(data: Any) -> web.Response:
         return web.Response(body=orjson.dumps(data), content_type=_SR_CT)
 
     @web.middleware
-    async def auth_middleware(
-        self, request: web.Request, handler: Callable[[web.Request], Any]
-    ) -> web.StreamResponse:
+    async def auth_middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         if self._auth_header is not None and request.headers.get("Authorization") != self._auth_header:
             resp = self._error(401, 40101, "Unauthorized")
             resp.headers["WWW-Authenticate"] = 'Basic realm="schema-registry"'
@@ -1169,9 +1122,7 @@ class SchemaRegistry:
         result: web.StreamResponse = await handler(request)
         return result
 
-    async def _schema_request(
-        self, request: web.Request
-    ) -> tuple[str, str, list[dict[str, Any]]] | web.Response:
+    async def _schema_request(self, request: web.Request) -> tuple[str, str, list[dict[str, Any]]] | web.Response:
         try:
             data = orjson.loads(await request.read())
         except orjson.JSONDecodeError as exc:
@@ -1406,9 +1357,7 @@ class EmulatorClient(_Urls):
         result: dict[str, dict[str, float]] = self._request("GET", "receipts", params=params)
         return result
 
-    def set_faults(
-        self, destination: str | None = None, *, merge: bool = False, **knobs: Any
-    ) -> dict[str, Any]:
+    def set_faults(self, destination: str | None = None, *, merge: bool = False, **knobs: Any) -> dict[str, Any]:
         """Replace (or with ``merge=True`` update) the faults of a destination, or of all when None."""
         body: dict[str, Any] = {"destination": destination or GLOBAL, "merge": merge, **knobs}
         if isinstance(body.get("poison_ids"), set | frozenset):
@@ -1435,9 +1384,7 @@ class Emulator(_Urls):
     ...     emu.admin.stats()
     """
 
-    def __init__(
-        self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
-    ) -> None:
+    def __init__(self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.config = config or EmulatorConfig()
         self.registry_prefix = self.config.registry_prefix
         self.host = host
@@ -1606,7 +1553,7 @@ def run_emulator(
 
     ``tune_gc`` raises the cyclic GC thresholds of this process (it owns the process)."""
 
-    if tune_gc and not os.environ.get("EMU_NO_GC_TUNE"):
+    if tune_gc:
         # Parsed batches are big trees of short-lived dicts; the default gen0 threshold (700)
         # would run the cyclic collector every few requests and rescan the kept events.
         gc.set_threshold(100_000, 50, 100)
@@ -1691,9 +1638,7 @@ def main_dev_emulator(
 
 
 def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m streams.dev.emulator", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m streams.dev.emulator", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (printed on stdout)")
     parser.add_argument("--write-key", action="append", help="Zeotap write key (repeatable)")

@@ -77,7 +77,9 @@ class SampleFactory:
         }
         has_phone_country = bool(phone and phone.startswith("+"))
         context = {
-            "ip_address": r.choice(ips) if country and (r.random() < 0.8 or not (customer["country"] or has_phone_country)) else None,
+            "ip_address": r.choice(ips)
+            if country and (r.random() < 0.8 or not (customer["country"] or has_phone_country))
+            else None,
             "user_agent": r.choice(_UA),
             "page_url": f"https://shop.example.com/p/{r.randint(1, 500)}",
             "referrer": r.choice([None, "https://www.google.com/", "https://news.example.org/a"]),
@@ -111,7 +113,7 @@ class SampleFactory:
         head.update(customer=customer, context=context, consent=self.consent(kw.get("consent_granted", True)))
         day = 20_450 + r.randint(0, 200)
         if event == "purchase_completed":
-            items = []
+            items: list[dict[str, Any]] = []
             for _ in range(r.randint(1, 4)):
                 pid, name, price = r.choice(_PRODUCTS)
                 items.append({"product_id": pid, "product_name": name, "price": price, "quantity": r.randint(1, 3)})
@@ -146,7 +148,13 @@ class SampleFactory:
                 "currency": "EUR",
             }
         if event == "contract_renewed":
-            return {**head, "contract_id": f"ctr_{self.n:07d}", "new_end_date": day + 365, "previous_end_date": day, "plan": "premium"}
+            return {
+                **head,
+                "contract_id": f"ctr_{self.n:07d}",
+                "new_end_date": day + 365,
+                "previous_end_date": day,
+                "plan": "premium",
+            }
         if event == "consent_updated":
             return {
                 **head,

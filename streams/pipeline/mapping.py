@@ -214,9 +214,7 @@ class Mapping:
 
     # -- compile --------------------------------------------------------------
 
-    def _compile(
-        self, section: str, key: str, fspec: Any, keep_nulls: bool
-    ) -> Callable[[Any, dict[str, dict[str, Any]]], None]:
+    def _compile(self, section: str, key: str, fspec: Any, keep_nulls: bool) -> Callable[[Any, dict[str, dict[str, Any]]], None]:
         where = f"mapping.{section}.{key}"
         ts_fmt = self.ts_fmt
         if key == "*":
@@ -242,7 +240,7 @@ class Mapping:
         if "path" not in fspec:
             raise MappingSpecError(f"{where}: needs 'path', 'const' or 'country'")
         getter = compile_path(str(fspec["path"]))
-        default = fspec.get("default", None)
+        default = fspec.get("default")
         required = bool(fspec.get("required", False))
         keep_null = bool(fspec.get("keep_null", keep_nulls))
         as_ = fspec.get("as")

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from streams.codec import Decoder, DecodeError
+from streams.codec import DecodeError, Decoder
 from streams.config import BridgeConfig, RouteSettings
 from streams.destinations import DestinationAPI, make_destination
 from streams.destinations.audiohook import MissingRequiredField
@@ -58,9 +58,7 @@ class RoutePipeline:
         )
         self.enforce_consent = not self.nce and route.enforce_consent
         cs = route.country
-        self._country_getters = tuple(
-            compile_path(p) if p else None for p in (cs.field, cs.phone, cs.ip, cs.locale)
-        )
+        self._country_getters = tuple(compile_path(p) if p else None for p in (cs.field, cs.phone, cs.ip, cs.locale))
         self.default_country = cs.default
         self.country_targets = self.mapping.country_targets or ([] if self.nce else [("user", "country")])
         self._identity_targets = [(t.section, t.key, t.kind) for t in self.mapping.identity_targets]
@@ -172,10 +170,10 @@ class RoutePipeline:
             body = sections.get(section)
             if body is None:
                 continue
-            v = body.get(key)
-            if v is None:
+            raw_value = body.get(key)
+            if raw_value is None:
                 continue
-            norm = identifier(kind, v, self.profile, alpha2)  # type: ignore[arg-type]
+            norm = identifier(kind, raw_value, self.profile, alpha2)  # type: ignore[arg-type]
             if norm is None:
                 del body[key]  # invalid email/phone: never send it raw
             else:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from streams.deadletter import H_EXC_CLASS, H_OFFSET, H_PARTITION, H_REASON, H_STAGE, H_STATUS, H_TOPIC, H_DEBUG
+from streams.deadletter import H_DEBUG, H_EXC_CLASS, H_OFFSET, H_PARTITION, H_REASON, H_STAGE, H_STATUS, H_TOPIC
 from streams.dev.emulator import Emulator, EmulatorConfig
 from streams.dev.samples import EVENTS, SampleFactory
 from streams.pipeline.outcome import Payload, Rejected
@@ -84,8 +84,10 @@ async def test_happy_path_all_routes_and_destinations(kafka_bootstrap, emulator,
 
     stats = emulator.admin.stats()["destinations"]
     for dest, want in expected.items():
-        got = {orjson.loads(p)["event"]["eventId"] if dest == "zeotap" else orjson.loads(p)["event_id"]: p
-               for p in (orjson.dumps(x) for x in emulator.admin.payloads(dest))}
+        got = {
+            orjson.loads(p)["event"]["eventId"] if dest == "zeotap" else orjson.loads(p)["event_id"]: p
+            for p in (orjson.dumps(x) for x in emulator.admin.payloads(dest))
+        }
         assert set(got) == set(want), dest
         for eid, body in want.items():
             assert orjson.loads(got[eid]) == orjson.loads(body), (dest, eid)

@@ -66,10 +66,17 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing(kafka_bootstrap, tm
 
         # restart (same group): everything not committed is re-consumed
         fast = cfg.model_copy(
-            update={"destinations": {**cfg.destinations, "zeotap": cfg.destinations["zeotap"].model_copy(update={"rate_limit_rps": None})}}
+            update={
+                "destinations": {
+                    **cfg.destinations,
+                    "zeotap": cfg.destinations["zeotap"].model_copy(update={"rate_limit_rps": None}),
+                }
+            }
         )
         worker, code = await run_worker_until(
-            fast, lambda w: emu.admin.stats()["destinations"]["zeotap"]["unique_ids"] >= n and w.bridge.tasks == set(), timeout=120
+            fast,
+            lambda w: emu.admin.stats()["destinations"]["zeotap"]["unique_ids"] >= n and w.bridge.tasks == set(),
+            timeout=120,
         )
         assert code == 0
         stats = emu.admin.stats()["destinations"]["zeotap"]

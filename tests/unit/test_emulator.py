@@ -145,9 +145,7 @@ def make_emulator() -> Iterator[Callable[..., Emulator]]:
         emulator.stop()
 
 
-def zpost(
-    http: httpx.Client, emu: Emulator, body: Any, *, region: str = "EU", **headers: str
-) -> httpx.Response:
+def zpost(http: httpx.Client, emu: Emulator, body: Any, *, region: str = "EU", **headers: str) -> httpx.Response:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     return http.post(emu.zeotap_url(region), content=content, headers={**ZEO_HEADERS, **headers})
 
@@ -198,9 +196,7 @@ def test_zeotap_batch_doc_nce_sample(emu: Emulator, http: httpx.Client) -> None:
         ("Basic " + "ZmMzYWI4MDMtNTc2Mi00NGQzLTg4ZDMtN2ZiYzk0YmNhMDc0", 400, "w_k:"),  # key without prefix
     ],
 )
-def test_zeotap_bad_credentials(
-    emu: Emulator, http: httpx.Client, authorization: str | None, status: int, debug: str
-) -> None:
+def test_zeotap_bad_credentials(emu: Emulator, http: httpx.Client, authorization: str | None, status: int, debug: str) -> None:
     headers = {"Content-Type": "application/json"}
     if authorization is not None:
         headers["Authorization"] = authorization
@@ -248,9 +244,7 @@ def test_zeotap_auth_status_is_configurable_and_several_keys_work(
     ],
 )
 def test_zeotap_region_and_event_type(emu: Emulator, http: httpx.Client, query: str, debug: str) -> None:
-    resp = http.post(
-        f"{emu.base_url}/zeotap?{query}", content=orjson.dumps(DOC_REALTIME), headers=ZEO_HEADERS
-    )
+    resp = http.post(f"{emu.base_url}/zeotap?{query}", content=orjson.dumps(DOC_REALTIME), headers=ZEO_HEADERS)
     assert resp.status_code == 400
     assert debug in resp.headers["x-zeo-debug"]
 
@@ -280,9 +274,7 @@ def test_zeotap_content_type(emu: Emulator, http: httpx.Client, content_type: st
 
 
 def test_zeotap_missing_content_type(emu: Emulator, http: httpx.Client) -> None:
-    resp = http.post(
-        emu.zeotap_url(), content=orjson.dumps(DOC_REALTIME), headers={"Authorization": DOC_AUTH}
-    )
+    resp = http.post(emu.zeotap_url(), content=orjson.dumps(DOC_REALTIME), headers={"Authorization": DOC_AUTH})
     assert resp.status_code == 400
 
 
@@ -320,9 +312,7 @@ def test_zeotap_malformed_bodies(emu: Emulator, http: httpx.Client, body: bytes,
         ({"user": {"email": "a@b.c", "country": "  "}}, "user.country is required"),
     ],
 )
-def test_zeotap_strict_validation(
-    emu: Emulator, http: httpx.Client, event: dict[str, Any], debug: str
-) -> None:
+def test_zeotap_strict_validation(emu: Emulator, http: httpx.Client, event: dict[str, Any], debug: str) -> None:
     resp = zpost(http, emu, event)
     assert resp.status_code == 400
     assert debug in resp.headers["x-zeo-debug"]
@@ -352,16 +342,12 @@ def test_zeotap_doc_customer_batch_needs_country_unless_disabled(
 ) -> None:
     resp = zpost(http, emu, DOC_CUSTOMER_BATCH)
     assert resp.status_code == 400
-    assert resp.headers["x-zeo-debug"] == (
-        "events[0]: user.country is required (all data must contain the country information)"
-    )
+    assert resp.headers["x-zeo-debug"] == ("events[0]: user.country is required (all data must contain the country information)")
     lenient = make_emulator(zeotap_require_country=False)
     assert zpost(http, lenient, DOC_CUSTOMER_BATCH).status_code == 204
 
 
-def test_zeotap_non_strict_accepts_any_objects(
-    make_emulator: Callable[..., Emulator], http: httpx.Client
-) -> None:
+def test_zeotap_non_strict_accepts_any_objects(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
     lenient = make_emulator(zeotap_strict=False)
     resp = zpost(http, lenient, {"events": [{"anything": 1}, {"event": "not-an-object"}]})
     assert resp.status_code == 204
@@ -480,13 +466,9 @@ def test_audiohook_doc_example_without_event_id(emu: Emulator, http: httpx.Clien
 
 def test_audiohook_event_id_in_event_payload(emu: Emulator, http: httpx.Client) -> None:
     ev = ah_event(None, event_payload={"event_id": "nested-1", "value": 3})
-    assert (
-        http.post(emu.audiohook_url("px-1"), content=orjson.dumps(ev), headers=AH_HEADERS).status_code == 200
-    )
+    assert http.post(emu.audiohook_url("px-1"), content=orjson.dumps(ev), headers=AH_HEADERS).status_code == 200
     ev = ah_event("top-1", event_payload={"event_id": "nested-2"})
-    assert (
-        http.post(emu.audiohook_url("px-1"), content=orjson.dumps(ev), headers=AH_HEADERS).status_code == 200
-    )
+    assert http.post(emu.audiohook_url("px-1"), content=orjson.dumps(ev), headers=AH_HEADERS).status_code == 200
     assert set(emu.admin.receipts("audiohook")["audiohook"]) == {"nested-1", "top-1"}
 
 
@@ -516,18 +498,14 @@ def test_audiohook_other_rejections(emu: Emulator, http: httpx.Client) -> None:
     resp = http.post(emu.audiohook_url("px-1"), content=b"{", headers=AH_HEADERS)
     assert resp.status_code == 400
     assert resp.json()["error"] == "invalid_json"
-    resp = http.post(
-        emu.audiohook_url("px-1"), content=orjson.dumps(ah_event(ip_address="not-an-ip")), headers=AH_HEADERS
-    )
+    resp = http.post(emu.audiohook_url("px-1"), content=orjson.dumps(ah_event(ip_address="not-an-ip")), headers=AH_HEADERS)
     assert resp.status_code == 400
     assert resp.json()["field"] == "ip_address"
     ipv6 = orjson.dumps(ah_event(ip_address="2001:db8::1"))
     assert http.post(emu.audiohook_url("px-1"), content=ipv6, headers=AH_HEADERS).status_code == 200
 
 
-def test_audiohook_any_pixel_id_when_not_configured(
-    make_emulator: Callable[..., Emulator], http: httpx.Client
-) -> None:
+def test_audiohook_any_pixel_id_when_not_configured(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
     emulator = make_emulator()
     resp = http.post(emulator.audiohook_url("whatever"), content=orjson.dumps(ah_event()), headers=AH_HEADERS)
     assert resp.status_code == 200
@@ -587,9 +565,7 @@ def test_activation_auth(emu: Emulator, http: httpx.Client, authorization: str |
         ({"event_id": 17}, "event_id"),
     ],
 )
-def test_activation_required_fields(
-    emu: Emulator, http: httpx.Client, overrides: dict[str, Any], field: str
-) -> None:
+def test_activation_required_fields(emu: Emulator, http: httpx.Client, overrides: dict[str, Any], field: str) -> None:
     ev = act_event()
     for key, value in overrides.items():
         if value is None:
@@ -608,9 +584,7 @@ def test_activation_required_fields(
     assert zstats(emu, "activation")["events_received"] == 0
 
 
-@pytest.mark.parametrize(
-    "timestamp", ["2024-01-15T14:32:00Z", "2024-09-04T23:02:44-12:00", "2024-01-15T14:32:00.123"]
-)
+@pytest.mark.parametrize("timestamp", ["2024-01-15T14:32:00Z", "2024-09-04T23:02:44-12:00", "2024-01-15T14:32:00.123"])
 def test_activation_timestamps(emu: Emulator, http: httpx.Client, timestamp: str) -> None:
     assert act_post(http, emu, act_event(timestamp=timestamp)).status_code == 202
 
@@ -782,10 +756,7 @@ def test_error_rate_is_a_share_and_seed_makes_it_deterministic(emu: Emulator, ht
     def run() -> list[int]:
         emu.set_faults("audiohook", error_rate=0.3, throttle_rate=0.2, seed=42)
         body = orjson.dumps(ah_event())
-        return [
-            http.post(emu.audiohook_url("px-1"), content=body, headers=AH_HEADERS).status_code
-            for _ in range(200)
-        ]
+        return [http.post(emu.audiohook_url("px-1"), content=body, headers=AH_HEADERS).status_code for _ in range(200)]
 
     first, second = run(), run()
     assert first == second
@@ -972,9 +943,7 @@ def test_emulator_process(http: httpx.Client) -> None:
     with EmulatorProcess("--write-key", "proc-key", "--no-keep-events", "--seed", "3") as proc:
         assert proc.base_url.startswith("http://127.0.0.1:")
         headers = {"Authorization": zeotap_authorization("proc-key"), "Content-Type": "application/json"}
-        resp = http.post(
-            proc.zeotap_url("UK"), content=orjson.dumps({"events": [zevent("p-1")]}), headers=headers
-        )
+        resp = http.post(proc.zeotap_url("UK"), content=orjson.dumps({"events": [zevent("p-1")]}), headers=headers)
         assert resp.status_code == 204
         assert proc.admin.stats()["destinations"]["zeotap"]["unique_ids"] == 1
         proc.admin.set_faults("zeotap", error_rate=1.0)
