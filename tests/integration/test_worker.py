@@ -232,3 +232,70 @@ async def test_unauthorized_stops_without_dead_letters_or_commits(kafka_bootstra
     assert dead_letters(kafka_bootstrap, route.dlt) == []
     offsets = committed(kafka_bootstrap, cfg.kafka.group_id, route.topic)
     assert all(o < 0 for o in offsets.values()), offsets  # nothing committed
+
+
+async def test_one_destination_outage_does_not_stop_another(kafka_bootstrap, emulator, tmp_path):
+    cfg, _ = make_config(
+        tmp_path,
+        kafka_bootstrap,
+        emulator.base_url,
+        extra_routes={"purchase_activation": {"like": "purchase_completed", "destination": "activation"}},
+        worker={"max_in_flight_events": 600},
+    )
+    zroute, aroute = cfg.routes["purchase_completed"], cfg.routes["purchase_activation"]
+    create_topics(kafka_bootstrap, [zroute.topic, zroute.dlt, aroute.topic, aroute.dlt])
+    f = SampleFactory(17)
+    n = 2000
+    produce(kafka_bootstrap, zroute.topic, encoded(cfg.schema_path(zroute), [f.record("purchase_completed") for _ in range(n)]))
+    produce(kafka_bootstrap, aroute.topic, encoded(cfg.schema_path(aroute), [f.record("purchase_completed") for _ in range(n)]))
+    emulator.admin.set_faults("zeotap", outage_for_seconds=600)
+
+    def activation_done(w) -> bool:
+        return emulator.admin.stats()["destinations"]["activation"]["unique_ids"] >= n
+
+    worker, code = await run_worker_until(cfg, activation_done, timeout=60)
+    assert code == 0
+    stats = emulator.admin.stats()["destinations"]
+    assert stats["activation"]["unique_ids"] == n  # delivered in full while Zeotap was down
+    assert stats["zeotap"]["unique_ids"] == 0
+    assert dead_letters(kafka_bootstrap, zroute.dlt) == []
+    # the Zeotap route committed nothing it did not deliver
+    assert sum(max(0, o) for o in committed(kafka_bootstrap, cfg.kafka.group_id, zroute.topic).values()) == 0
+    assert committed(kafka_bootstrap, cfg.kafka.group_id, aroute.topic) == end_offsets(kafka_bootstrap, aroute.topic)
+
+
+async def test_metrics_and_health_endpoints(kafka_bootstrap, emulator, tmp_path):
+    import httpx
+
+    from streams.worker import Worker
+
+    cfg, _ = make_config(tmp_path, kafka_bootstrap, emulator.base_url)
+    route = cfg.routes["purchase_completed"]
+    create_topics(kafka_bootstrap, [route.topic, route.dlt])
+    f = SampleFactory(18)
+    produce(kafka_bootstrap, route.topic, encoded(cfg.schema_path(route), [f.record("purchase_completed") for _ in range(100)]))
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    import asyncio
+
+    worker = Worker(cfg, web_port=port, install_signals=False)
+    task = asyncio.ensure_future(worker.main())
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(300):
+                if worker.bridge.settled >= 100:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/readyz")).status_code == 200
+            text = (await client.get("/metrics")).text
+    finally:
+        worker.request_stop()
+        assert await task == 0
+    assert 's2s_records_consumed_total{route="purchase_completed"}' in text
+    assert "s2s_http_request_duration_seconds_bucket" in text
+    assert WRITE_KEY not in text
+    assert "@" not in text  # no raw email in any label
