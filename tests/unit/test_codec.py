@@ -17,8 +17,8 @@ import pytest
 
 from streams.codec import (
     SINGLE_OBJECT_MAGIC,
-    Decoder,
     DecodeError,
+    Decoder,
     SchemaRegistryUnavailable,
     SchemaStore,
     encode_confluent,
