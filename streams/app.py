@@ -18,6 +18,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
+from streams.codec import SchemaRegistryUnavailable
 from streams.config import BridgeConfig
 from streams.deadletter import DeadLetter, DeadLetterFailed, DeadLetterProducer
 from streams.delivery.sink import DestinationMisconfigured, Failed, Sink
@@ -91,10 +92,29 @@ class Bridge:
         outcomes = []
         for ev in events:
             m = ev.message
-            outcomes.append(pipeline.process(m.value, m.topic, m.partition, m.offset))
+            outcomes.append(await self._process(pipeline, m))
         task = asyncio.ensure_future(self._settle(route, pipeline, events, outcomes))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def _process(self, pipeline: RoutePipeline, m: Any) -> Any:
+        """One record through the pipeline; waits (back-pressure) while the schema registry is down."""
+        backoff = 0.0
+        while True:
+            try:
+                out = pipeline.process(m.value, m.topic, m.partition, m.offset)
+            except SchemaRegistryUnavailable as exc:
+                backoff = min(backoff * 2, 30.0) if backoff else 0.5
+                METRICS.paused.labels(pipeline.name).set(1)
+                log.warning("route %s: %s; retrying in %.1fs", pipeline.name, exc, backoff)
+                await asyncio.sleep(backoff)
+                continue
+            except Exception as exc:  # a bug must not stop the stream or lose the record
+                log.exception("route %s: unexpected error at %s/%d/%d", pipeline.name, m.topic, m.partition, m.offset)
+                out = Rejected("internal", "unexpected_error", f"{type(exc).__name__} in the pipeline", type(exc).__name__)
+            if backoff:
+                METRICS.paused.labels(pipeline.name).set(0)
+            return out
 
     async def _settle(self, route: str, pipeline: RoutePipeline, events: Sequence[EventT], outcomes: list[Any]) -> None:
         cap = self.capacity[route]

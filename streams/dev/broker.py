@@ -173,9 +173,7 @@ def wait_until_ready(
             raise BrokerError("broker process exited while waiting for it to become ready")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise BrokerError(
-                f"Kafka at {bootstrap_servers} not ready after {timeout:.0f}s (last error: {last_error})"
-            )
+            raise BrokerError(f"Kafka at {bootstrap_servers} not ready after {timeout:.0f}s (last error: {last_error})")
         # Wait for the TCP listener before creating a client: keeps librdkafka's connect-refused spam away.
         if admin is None:
             if host and port_s.isdigit() and not _port_open(int(port_s), host.strip("[]")):
@@ -257,9 +255,7 @@ def ensure_jars(
             log.info("fetching Kafka %s jars with Maven into %s", KAFKA_VERSION, libs)
             started = time.monotonic()
             try:
-                proc = subprocess.run(
-                    cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
-                )
+                proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
             except subprocess.TimeoutExpired as exc:
                 out = _tail(_as_text(exc.stdout) + _as_text(exc.stderr))
                 raise BrokerError(f"`{' '.join(cmd)}` timed out after {timeout:.0f}s:\n{out}") from exc
@@ -696,18 +692,13 @@ class LocalKafka(_Broker):
             "--standalone",
         ]
         try:
-            proc = subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, cwd=self.data_dir
-            )
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, cwd=self.data_dir)
         except subprocess.TimeoutExpired as exc:
             raise BrokerError(f"kafka-storage format timed out: {' '.join(cmd)}") from exc
         self._log_fh.write(f"===== s2s-bridge: {' '.join(cmd)}\n".encode() + proc.stdout + proc.stderr)
         self._log_fh.flush()
         if proc.returncode != 0:
-            raise BrokerError(
-                f"kafka-storage format failed (exit code {proc.returncode}):\n"
-                f"{_tail(proc.stdout + proc.stderr)}"
-            )
+            raise BrokerError(f"kafka-storage format failed (exit code {proc.returncode}):\n{_tail(proc.stdout + proc.stderr)}")
 
 
 def _prop_value(value: object) -> str:
@@ -725,12 +716,7 @@ def docker_available(timeout: float = 5.0) -> bool:
     if not docker:
         return False
     try:
-        return (
-            subprocess.run(
-                [docker, "info"], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
-            ).returncode
-            == 0
-        )
+        return subprocess.run([docker, "info"], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -775,7 +761,10 @@ def main_dev_kafka(
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        # SIGINT too: a background job of a non-interactive shell inherits SIGINT=ignored.
+        previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     broker = LocalKafka(port=port, data_dir=data_dir, log_file=log_file)
     try:
         broker.start()

@@ -36,6 +36,7 @@ def make_config(
     zeotap: dict[str, Any] | None = None,
     worker: dict[str, Any] | None = None,
     write_key: str = WRITE_KEY,
+    kafka: dict[str, Any] | None = None,
 ) -> tuple[BridgeConfig, Path]:
     """The reference config with unique topic names and group, pointed at the broker and emulator."""
     raw = yaml.safe_load(EXAMPLE.read_text())
@@ -47,6 +48,7 @@ def make_config(
         "commit_interval_s": 0.5,
         "session_timeout_s": 6,
         "heartbeat_interval_s": 1,
+        **(kafka or {}),
     }
     z = raw["destinations"]["zeotap"]
     z.update(url=f"{emulator_url}/zeotap", write_key=write_key, rate_limit_rps=None)

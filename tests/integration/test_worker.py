@@ -299,3 +299,37 @@ async def test_metrics_and_health_endpoints(kafka_bootstrap, emulator, tmp_path)
     assert "s2s_http_request_duration_seconds_bucket" in text
     assert WRITE_KEY not in text
     assert "@" not in text  # no raw email in any label
+
+
+async def test_confluent_wire_format_with_evolved_writer_schema(kafka_bootstrap, emulator, tmp_path):
+    """Records written by a newer producer schema (an extra field) in the Confluent wire format:
+    the writer schema comes from the registry, the route's schema reads them."""
+    import json
+
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    from streams.codec import encode_confluent, load_schema_file, parse
+
+    cfg, _ = make_config(tmp_path, kafka_bootstrap, emulator.base_url, kafka={"schema_registry": {"url": emulator.registry_url}})
+    route = cfg.routes["purchase_completed"]
+    create_topics(kafka_bootstrap, [route.topic, route.dlt])
+    writer = load_schema_file(cfg.schema_path(route))
+    writer["fields"].append({"name": "coupon_code", "type": ["null", "string"], "default": None})
+    schema_id = SchemaRegistryClient({"url": emulator.registry_url}).register_schema(
+        f"{route.topic}-value", Schema(json.dumps(writer), "AVRO")
+    )
+    parsed = parse(writer)
+    f = SampleFactory(19)
+    recs = [dict(f.record("purchase_completed"), coupon_code="SPRING") for _ in range(300)]
+    values = [(r["event_id"].encode(), encode_confluent(parsed, r, schema_id)) for r in recs]
+    values.append((b"unknown-id", encode_confluent(parsed, recs[0], 999_999)))
+    produce(kafka_bootstrap, route.topic, values)
+
+    worker, code = await run_worker_until(cfg, lambda w: w.bridge.settled >= 301)
+    assert code == 0
+    assert zeotap_ids(emulator) == 300
+    payloads = emulator.admin.payloads("zeotap")
+    assert all("coupon_code" not in p["event"] for p in payloads)  # reader schema decides the fields
+    dls = dead_letters(kafka_bootstrap, route.dlt)
+    assert [m.key() for m, _ in dls] == [b"unknown-id"]
+    assert "999999" in dls[0][1]["__connect.errors.exception.message"]
