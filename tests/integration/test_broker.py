@@ -89,7 +89,7 @@ def test_topic_idempotent_produce_group_consume_and_commit(kafka_bootstrap: str)
         consumer.close()
 
 
-def test_local_kafka_restart_keeps_data_and_port() -> None:
+def test_local_kafka_restart_and_kill_keep_data_and_port() -> None:
     with LocalKafka() as kafka:
         bootstrap, data_dir, pid = kafka.bootstrap_servers, kafka.data_dir, kafka.pid
         topic = "restart-test"
@@ -108,6 +108,19 @@ def test_local_kafka_restart_keeps_data_and_port() -> None:
         try:
             consumer.subscribe([topic])
             assert [m.value() for m in _consume(consumer, 2)] == [b"before-restart", b"after-restart"]
+            consumer.commit(asynchronous=False)
+        finally:
+            consumer.close()
+
+        kafka.kill()  # crash: SIGKILL, no controlled shutdown
+        assert not kafka.running
+        kafka.restart()
+        producer.produce(topic, value=b"after-kill")
+        assert producer.flush(30) == 0
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "restart-grp", "auto.offset.reset": "earliest"})
+        try:
+            consumer.subscribe([topic])  # the group's committed offset survived the crash too
+            assert [m.value() for m in _consume(consumer, 1)] == [b"after-kill"]
         finally:
             consumer.close()
     assert not kafka.running

@@ -218,12 +218,14 @@ async def test_retry_after_is_honoured(kafka_bootstrap, emulator, tmp_path):
     assert first_receipt - seen_429_ms[0] >= 1950
 
 
-async def test_unauthorized_stops_without_dead_letters_or_commits(kafka_bootstrap, emulator, tmp_path):
-    cfg, _ = make_config(tmp_path, kafka_bootstrap, emulator.base_url, write_key="wrong-key")
+async def test_unauthorized_stops_without_dead_letters_or_commits(kafka_bootstrap, emulator, tmp_path, caplog):
+    caplog.set_level("DEBUG")
+    cfg, _ = make_config(tmp_path, kafka_bootstrap, emulator.base_url, write_key="wrong-key-9d8e7f")
     route = cfg.routes["purchase_completed"]
     create_topics(kafka_bootstrap, [route.topic, route.dlt])
     f = SampleFactory(16)
-    produce(kafka_bootstrap, route.topic, encoded(cfg.schema_path(route), [f.record("purchase_completed") for _ in range(100)]))
+    recs = [f.record("purchase_completed") for _ in range(100)]
+    produce(kafka_bootstrap, route.topic, encoded(cfg.schema_path(route), recs))
 
     worker, code = await run_worker_until(cfg, lambda w: w.bridge.fatal is not None, timeout=60)
     assert code == 3
@@ -232,6 +234,15 @@ async def test_unauthorized_stops_without_dead_letters_or_commits(kafka_bootstra
     assert dead_letters(kafka_bootstrap, route.dlt) == []
     offsets = committed(kafka_bootstrap, cfg.kafka.group_id, route.topic)
     assert all(o < 0 for o in offsets.values()), offsets  # nothing committed
+    # the message names the destination; the write key never reaches the logs, nor raw emails
+    assert any("zeotap" in r.getMessage() and "401" in r.getMessage() for r in caplog.records)
+    logs = caplog.text
+    assert "wrong-key-9d8e7f" not in logs
+    import base64
+
+    assert base64.b64encode(b"w_k:wrong-key-9d8e7f").decode() not in logs
+    emails = [r["customer"]["email"].strip() for r in recs if r["customer"]["email"]]
+    assert emails and not [e for e in emails if e in logs or e.lower() in logs]
 
 
 async def test_one_destination_outage_does_not_stop_another(kafka_bootstrap, emulator, tmp_path):
