@@ -104,9 +104,10 @@ class Worker:
                 consumer = self.app.consumer
                 for tp in consumer.assignment():
                     hw = consumer.highwater(tp)
-                    pos = consumer._last_offset.get(tp)  # last fetched offset
-                    if hw is not None and pos is not None:
-                        METRICS.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - pos - 1))
+                    # lag = records not yet committed (consumed-but-unsettled ones count as lag)
+                    committed = consumer._committed_offset.get(tp)
+                    if hw is not None and committed is not None:
+                        METRICS.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - committed))
             except Exception:  # lag is best effort
                 pass
 

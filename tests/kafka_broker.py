@@ -26,15 +26,18 @@ from streams.dev.broker import Broker, BrokerError, get_broker
 
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[Broker]:
-    local_options = {}
+    local_options: dict[str, str] = {}
     if os.environ.get("S2S_BRIDGE_KAFKA_LOG"):
         local_options["log_file"] = os.environ["S2S_BRIDGE_KAFKA_LOG"]
+    error: BrokerError | None = None
     try:
         broker = get_broker(**local_options)
         broker.start()
     except BrokerError as exc:
+        error = exc
+    if error is not None:  # outside the except block: no chained traceback noise
         ci = " (CI=true)" if os.environ.get("CI", "").lower() == "true" else ""
-        pytest.fail(f"no Kafka broker for the kafka-marked tests{ci}:\n{exc}", pytrace=False)
+        pytest.fail(f"no Kafka broker for the kafka-marked tests{ci}:\n{error}", pytrace=False)
     try:
         yield broker
     finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,17 +75,20 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        from email.utils import parsedate_to_datetime
+        pass
+    else:
+        # "inf" would wait forever and "nan" is no delay at all: neither is usable
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    # not a number: an HTTP-date
+    from email.utils import parsedate_to_datetime
 
-        try:
-            import datetime as dt
-
-            when = parsedate_to_datetime(value)
-            return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-        except (TypeError, ValueError):
-            return None
+    try:
+        when = parsedate_to_datetime(value)
+        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
 
 
 def classify_common(status: int, headers: Mapping[str, str], reason: str) -> Classified:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from streams.config import ZEOTAP_MAX_REQUEST_BYTES, ZeotapDestination
 from streams.destinations.base import Classified, DestinationAPI, Request, Verdict, classify_common
@@ -33,7 +33,11 @@ class Zeotap(DestinationAPI):
         super().__init__(name, settings)
         self.zsettings = settings
         self.batched = settings.mode == "batch"
-        self._url = f"{settings.url}?{urlencode({'region': settings.region, 'eventType': 's2s'})}"
+        # the API URL copied from Zeotap's UI may already carry the query: merge, do not append a second one
+        parts = urlsplit(settings.url)
+        query = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("region", "eventType")}
+        query.update(region=settings.region, eventType="s2s")
+        self._url = urlunsplit(parts._replace(query=urlencode(query)))
         self._headers = {
             "Content-Type": "application/json; charset=utf-8",
             "Authorization": auth_header(settings.write_key.get_secret_value()),

@@ -247,6 +247,7 @@ def ensure_jars(
                 mvn,
                 "-B",
                 "-q",
+                "-Dstyle.color=never",
                 "-f",
                 str(pom),
                 "dependency:copy-dependencies",
