@@ -129,7 +129,12 @@ async def test_sigterm_settles_in_flight_commits_and_exits_within_grace(kafka_bo
         assert 0 < done <= delivered < n
 
         fast = cfg.model_copy(
-            update={"destinations": {**cfg.destinations, "zeotap": cfg.destinations["zeotap"].model_copy(update={"rate_limit_rps": None})}}
+            update={
+                "destinations": {
+                    **cfg.destinations,
+                    "zeotap": cfg.destinations["zeotap"].model_copy(update={"rate_limit_rps": None}),
+                }
+            }
         )
         worker, code = await run_worker_until(
             fast, lambda w: emu.admin.stats()["destinations"]["zeotap"]["unique_ids"] >= n and not w.bridge.tasks, timeout=120
