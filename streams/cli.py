@@ -97,7 +97,7 @@ def dev_kafka() -> None:
     """Start a single-node Kafka (KRaft) on 127.0.0.1 from the Apache Kafka jars; Ctrl-C stops it."""
     from streams.dev.broker import main_dev_kafka
 
-    main_dev_kafka()
+    raise typer.Exit(main_dev_kafka())
 
 
 @dev_app.command("fetch-kafka")

@@ -168,9 +168,7 @@ def test_env_value_is_taken_verbatim_as_secret(value: str) -> None:
         ("group_id", "12345", "group_id", "12345"),
     ],
 )
-def test_env_values_are_converted_by_the_field_type(
-    tmp_path: Path, field: str, value: str, attr: str, expected: Any
-) -> None:
+def test_env_values_are_converted_by_the_field_type(tmp_path: Path, field: str, value: str, attr: str, expected: Any) -> None:
     def mutate(raw: dict[str, Any]) -> None:
         raw["kafka"][field] = "${VALUE}"
 
@@ -197,9 +195,7 @@ def test_env_values_are_converted_by_the_field_type(
         ),
     ],
 )
-def test_missing_variable_names_file_field_and_variable(
-    tmp_path: Path, mutate: Mutation, field_path: str, variable: str
-) -> None:
+def test_missing_variable_names_file_field_and_variable(tmp_path: Path, mutate: Mutation, field_path: str, variable: str) -> None:
     msg = _config_error(tmp_path, mutate)
     assert msg.startswith(str(tmp_path / "bridge.yaml") + ": ")
     assert f": {field_path}: " in msg
@@ -362,9 +358,7 @@ ERROR_CASES = [
 
 
 @pytest.mark.parametrize("mutate, field_path, fragments", ERROR_CASES)
-def test_error_names_file_field_path_and_problem(
-    tmp_path: Path, mutate: Mutation, field_path: str, fragments: list[str]
-) -> None:
+def test_error_names_file_field_path_and_problem(tmp_path: Path, mutate: Mutation, field_path: str, fragments: list[str]) -> None:
     msg = _config_error(tmp_path, mutate)
     file_prefix = str(tmp_path / "bridge.yaml") + ": "
     lines = [line for line in msg.splitlines() if line.startswith(f"{file_prefix}{field_path}: ")]
@@ -421,9 +415,7 @@ def test_zeotap_batch_max_bytes_up_to_20MB(tmp_path: Path, max_bytes: int) -> No
     ],
 )
 def test_sasl_with_credentials_loads(tmp_path: Path, sasl: dict[str, str]) -> None:
-    cfg = _load_mutated(
-        tmp_path, _both(_set("kafka", "security_protocol", value="SASL_SSL"), _set("kafka", "sasl", value=sasl))
-    )
+    cfg = _load_mutated(tmp_path, _both(_set("kafka", "security_protocol", value="SASL_SSL"), _set("kafka", "sasl", value=sasl)))
     assert cfg.kafka.sasl is not None
     assert cfg.kafka.sasl.mechanism == sasl["mechanism"]
 

@@ -234,9 +234,7 @@ def test_corrupt_avro_container(tmp_path: Path, sync_interval: int, cut: int, se
     assert result.exit_code == 0
     assert len(_stdout_objects(result)) == sent
     errs = _stderr_objects(result)
-    assert [(e["index"], e["outcome"], e["stage"], e["reason"]) for e in errs] == [
-        (index, "rejected", "decode", "undecodable")
-    ]
+    assert [(e["index"], e["outcome"], e["stage"], e["reason"]) for e in errs] == [(index, "rejected", "decode", "undecodable")]
 
 
 def test_not_an_avro_container_is_a_usage_error(tmp_path: Path) -> None:

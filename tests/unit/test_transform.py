@@ -320,6 +320,18 @@ def test_nce_needs_no_country_identifier_or_consent(pipelines: dict[str, RoutePi
     assert set(payload["event"]) == {"eventName", "eventId", "eventTimestamp", "MarketGLN", "OfferIDs", "ValidFrom", "ValidTo"}
 
 
+def test_nce_identifier_fields_are_still_hashed(tmp_path: Path) -> None:
+    raw = _example_raw()
+    event = raw["routes"]["market_offer_assignment"]["mapping"]["event"]
+    event["contact_sha256"] = {"path": "MarketGLN", "identity": "name"}
+    p = build_pipelines(_config(tmp_path, raw), routes=["market_offer_assignment"])["market_offer_assignment"]
+    record = SampleFactory(2).record("market_offer_assignment")
+    payload = _payload(_run(p, record))
+    assert payload["event"]["MarketGLN"] == record["MarketGLN"]
+    assert re.fullmatch(r"[0-9a-f]{64}", payload["event"]["contact_sha256"])
+    assert payload["event"]["contact_sha256"] == sha(record["MarketGLN"])
+
+
 # --------------------------------------------------------------------------- country
 
 
