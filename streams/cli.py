@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import orjson
 import typer
 
 from streams import __version__
@@ -79,6 +80,84 @@ def worker(config: ConfigOpt) -> None:
 
     cfg = _load(config)
     raise typer.Exit(run_worker(cfg))
+
+
+@app.command()
+def replay(
+    config: ConfigOpt,
+    route: Annotated[str | None, typer.Option(help="route whose dead-letter topic to replay")] = None,
+    topic: Annotated[str | None, typer.Option(help="dead-letter topic (default: the route's)")] = None,
+    group: Annotated[str | None, typer.Option(help="replay consumer group (default <group>-replay-<route>)")] = None,
+    stage: Annotated[list[str] | None, typer.Option(help="only records that failed at this stage (repeatable)")] = None,
+    reason: Annotated[list[str] | None, typer.Option(help="only this reason or error class (repeatable)")] = None,
+    status: Annotated[list[int] | None, typer.Option(help="only this HTTP status (repeatable)")] = None,
+    partition: Annotated[list[int] | None, typer.Option(help="only this original partition (repeatable)")] = None,
+    offset_min: Annotated[int | None, typer.Option(help="original offset >= this")] = None,
+    offset_max: Annotated[int | None, typer.Option(help="original offset <= this")] = None,
+    since: Annotated[str | None, typer.Option(help="original timestamp >= (ISO 8601 or epoch ms)")] = None,
+    until: Annotated[str | None, typer.Option(help="original timestamp <= (ISO 8601 or epoch ms)")] = None,
+    limit: Annotated[int | None, typer.Option(help="read at most this many dead letters")] = None,
+    rate: Annotated[str | None, typer.Option(help="records per second, e.g. 100/s")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print what would be sent or rejected; send and commit nothing")
+    ] = False,
+    to_source: Annotated[bool, typer.Option("--to-source", help="re-produce the original records onto their topics")] = False,
+    max_replays: Annotated[int, typer.Option(help="park records replayed this many times already")] = 5,
+    park: Annotated[
+        Literal["topic", "skip"], typer.Option(help="parked records: to <dlt>.parked, or skipped with a report")
+    ] = "topic",
+    json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on the last line")] = False,
+) -> None:
+    """Re-drive dead-lettered records through today's pipeline and delivery."""
+    from streams.logs import setup_logging
+    from streams.replay import Replayer, ReplayFilter, parse_time, run_replay
+
+    cfg = _load(config)
+    if route is None and topic is None:
+        raise _fail("give --route or --topic")
+    if route is None:
+        matches = [n for n, r in cfg.routes.items() if r.dlt == topic]
+        if not matches:
+            raise _fail(f"no route has dead-letter topic {topic!r}")
+        route = matches[0]
+    if route not in cfg.routes:
+        raise _fail(f"unknown route {route!r} (known: {', '.join(cfg.routes)})")
+    try:
+        filters = ReplayFilter(
+            stages=set(stage or ()),
+            reasons=set(reason or ()),
+            statuses=set(status or ()),
+            partitions=set(partition or ()),
+            min_offset=offset_min,
+            max_offset=offset_max,
+            since_ms=parse_time(since) if since else None,
+            until_ms=parse_time(until) if until else None,
+        )
+        rps = float(rate.removesuffix("/s")) if rate else None
+    except ValueError as exc:
+        raise _fail(f"bad filter: {exc}") from None
+    setup_logging(cfg.worker.log_level, cfg.worker.log_format)
+    replayer = Replayer(
+        cfg,
+        route,
+        topic=topic,
+        group=group,
+        filters=filters,
+        limit=limit,
+        rate=rps,
+        dry_run=dry_run,
+        to_source=to_source,
+        max_replays=max_replays,
+        park=park,
+        progress=sys.stderr.isatty() and not json,
+    )
+    code, summary = run_replay(replayer)
+    if json:
+        typer.echo(orjson.dumps(summary.as_dict()).decode())
+    else:
+        for k, v in summary.as_dict().items():
+            typer.echo(f"{k:<22} {v}", err=dry_run)
+    raise typer.Exit(code)
 
 
 @app.command()
