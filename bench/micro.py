@@ -203,10 +203,8 @@ def stages(fx: Fixture) -> dict[str, tuple[Callable[[], Any], Callable[[Any], No
             dumps(payload(sections, nce))
 
     def run_whole(items: list[bytes]) -> None:
-        offset = 0
-        for b in items:
+        for offset, b in enumerate(items):
             process(b, ROUTE, 0, offset)
-            offset += 1
 
     def enriched() -> list[dict[str, dict[str, Any]]]:
         items = fx.mapped()

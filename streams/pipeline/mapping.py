@@ -41,6 +41,13 @@ SECTIONS = ("event", "user", "consent", "page", "device")
 TimestampFormat = Literal["iso", "unix", "unix_ms"]
 _MISSING: Any = object()
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_MS = dt.timedelta(milliseconds=1)
+# isinstance with these tuples, not with `str | int | ...` written inline: an inline union is a
+# new object built on every call (~150 ns each time, on the hot path of every mapped field)
+_JSON_SCALARS = (str, int, float, bool)
+_NUMBERS = (int, float)
+# exact types that _json_value returns unchanged (subclasses take the full path, same result)
+_JSON_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 class MappingError(Exception):
@@ -87,10 +94,16 @@ def compile_path(path: str) -> Callable[[Any], Any]:
 
 def format_timestamp(value: Any, fmt: TimestampFormat) -> Any:
     """datetime, epoch millis (int) or ISO string -> the destination's timestamp format."""
+    if fmt == "iso" and type(value) is dt.datetime:
+        tz = value.tzinfo
+        if (tz is None or tz is dt.UTC) and value.year >= 1000:
+            # fast path (Avro timestamp-millis decodes to UTC datetimes): the same text as the
+            # millis route below, whose milliseconds truncate too; strftime pads years < 1000 differently
+            return value.isoformat(timespec="milliseconds")[:23] + "Z"
     if isinstance(value, dt.datetime):
         when = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        millis = (when - _EPOCH) // dt.timedelta(milliseconds=1)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
+        millis = (when - _EPOCH) // _ONE_MS
+    elif isinstance(value, _NUMBERS) and not isinstance(value, bool):
         millis = int(value)
     elif isinstance(value, str):
         try:
@@ -99,7 +112,7 @@ def format_timestamp(value: Any, fmt: TimestampFormat) -> Any:
             raise MappingError(f"not a timestamp: {value[:40]!r}") from None
         if when.tzinfo is None:
             raise MappingError(f"timestamp without time zone: {value[:40]!r}")
-        millis = (when - _EPOCH) // dt.timedelta(milliseconds=1)
+        millis = (when - _EPOCH) // _ONE_MS
     else:
         raise MappingError(f"not a timestamp: {type(value).__name__}")
     if fmt == "unix_ms":
@@ -116,7 +129,7 @@ def _iso_millis(millis: int) -> str:
 
 def _json_value(value: Any, ts_fmt: TimestampFormat) -> Any:
     """Keep JSON types as they are; turn Avro logical types into JSON ones."""
-    if value is None or isinstance(value, str | bool | int | float):
+    if value is None or isinstance(value, _JSON_SCALARS):
         return value
     if isinstance(value, dt.datetime):
         return format_timestamp(value, ts_fmt)
@@ -125,9 +138,9 @@ def _json_value(value: Any, ts_fmt: TimestampFormat) -> Any:
     if isinstance(value, dt.time):
         return value.isoformat()
     if isinstance(value, list):
-        return [_json_value(v, ts_fmt) for v in value]
+        return [v if type(v) in _JSON_TYPES else _json_value(v, ts_fmt) for v in value]
     if isinstance(value, dict):
-        return {k: _json_value(v, ts_fmt) for k, v in value.items()}
+        return {k: v if type(v) in _JSON_TYPES else _json_value(v, ts_fmt) for k, v in value.items()}
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, bytes):
@@ -211,6 +224,7 @@ class Mapping:
             keep_nulls = bool(fields.pop("_keep_nulls", False))
             for key, fspec in fields.items():
                 self._ops.append((section, self._compile(section, key, fspec, keep_nulls)))
+        self._funcs = tuple(op for _section, op in self._ops)
 
     # -- compile --------------------------------------------------------------
 
@@ -262,6 +276,46 @@ class Mapping:
         elif identity == "id" and not dynamic:
             self.id_targets.append((section, key))
 
+        if key_getter is None and not required and default is None and not keep_null:
+            # the common shapes, specialised: same results as the general `put` below
+            if consent:
+
+                def put_consent(rec: Any, out: dict[str, dict[str, Any]]) -> None:
+                    v = getter(rec)
+                    if v is _MISSING or v is None:
+                        return
+                    v = normalize_consent(v)
+                    if v is not None:
+                        out[section][key] = v
+
+                return put_consent
+            if identity is not None:
+
+                def put_identity(rec: Any, out: dict[str, dict[str, Any]]) -> None:
+                    v = getter(rec)
+                    if v is _MISSING or v is None:
+                        return
+                    out[section][key] = v if isinstance(v, str) else str(v)
+
+                return put_identity
+            if as_ is not None:
+
+                def put_coerced(rec: Any, out: dict[str, dict[str, Any]]) -> None:
+                    v = getter(rec)
+                    if v is _MISSING or v is None:
+                        return
+                    out[section][key] = _coerce(v, as_, ts_fmt)
+
+                return put_coerced
+
+            def put_value(rec: Any, out: dict[str, dict[str, Any]]) -> None:
+                v = getter(rec)
+                if v is _MISSING or v is None:
+                    return
+                out[section][key] = v if isinstance(v, _JSON_SCALARS) else _json_value(v, ts_fmt)
+
+            return put_value
+
         def put(rec: Any, out: dict[str, dict[str, Any]]) -> None:
             v = getter(rec)
             if v is _MISSING or v is None:
@@ -280,7 +334,7 @@ class Mapping:
                 v = v if isinstance(v, str) else str(v)
             elif as_ is not None:
                 v = _coerce(v, as_, ts_fmt)
-            elif not isinstance(v, str | int | float | bool):
+            elif not isinstance(v, _JSON_SCALARS):
                 v = _json_value(v, ts_fmt)
             out[section][_key(rec)] = v
 
@@ -316,7 +370,7 @@ class Mapping:
                     if keep_null:
                         target[k] = None
                     continue
-                target[k] = v if isinstance(v, str | int | float | bool) else _json_value(v, ts_fmt)
+                target[k] = v if isinstance(v, _JSON_SCALARS) else _json_value(v, ts_fmt)
 
         return put_rest
 
@@ -324,6 +378,6 @@ class Mapping:
 
     def apply(self, record: dict[str, Any]) -> Mapped:
         out: dict[str, dict[str, Any]] = {s: {} for s in self.sections}
-        for _section, op in self._ops:
+        for op in self._funcs:
             op(record, out)
         return Mapped(out)

@@ -344,3 +344,19 @@ async def test_confluent_wire_format_with_evolved_writer_schema(kafka_bootstrap,
     dls = dead_letters(kafka_bootstrap, route.dlt)
     assert [m.key() for m, _ in dls] == [b"unknown-id"]
     assert "999999" in dls[0][1]["__connect.errors.exception.message"]
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+async def test_compressed_source_records(kafka_bootstrap, emulator, tmp_path, codec):
+    from confluent_kafka import Producer
+
+    cfg, _ = make_config(tmp_path, kafka_bootstrap, emulator.base_url)
+    route = cfg.routes["purchase_completed"]
+    create_topics(kafka_bootstrap, [route.topic, route.dlt])
+    f = SampleFactory(40)
+    p = Producer({"bootstrap.servers": kafka_bootstrap, "compression.type": codec, "linger.ms": 20})
+    for key, value in encoded(cfg.schema_path(route), [f.record("purchase_completed") for _ in range(200)]):
+        p.produce(route.topic, key=key, value=value)
+    assert p.flush(30) == 0
+    worker, code = await run_worker_until(cfg, lambda w: w.bridge.settled >= 200)
+    assert code == 0 and zeotap_ids(emulator) == 200
