@@ -9,6 +9,7 @@ of at most 20 MB; ``204`` is success; ``400`` carries the reason in the ``x-zeo-
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -18,7 +19,7 @@ from streams.destinations.base import Classified, DestinationAPI, Request, Verdi
 
 # A 400 whose debug text names these is our misconfiguration (the doc's own troubleshooting list:
 # region, eventType, Authorization header), not a bad record: stop instead of dead-lettering.
-_CONFIG_HINTS = ("region", "eventtype", "authoriz", "write key", "write_key", "w_k")
+_CONFIG_HINTS = re.compile(r"\b(region|eventtype|authori[sz]ation|write[ _]key|w_k)\b", re.IGNORECASE)
 
 
 def auth_header(write_key: str) -> str:
@@ -63,6 +64,7 @@ class Zeotap(DestinationAPI):
 
     def classify(self, status: int, headers: Mapping[str, str]) -> Classified:
         debug = headers.get("x-zeo-debug", "")
-        if status == 400 and any(h in debug.lower() for h in _CONFIG_HINTS):
+        # a whole word, so an event field such as `region_code` in the text is not mistaken for it
+        if status == 400 and _CONFIG_HINTS.search(debug):
             return Classified(Verdict.MISCONFIGURED, status, debug)
         return classify_common(status, headers, debug)
