@@ -37,6 +37,7 @@ def make_config(
     worker: dict[str, Any] | None = None,
     write_key: str = WRITE_KEY,
     kafka: dict[str, Any] | None = None,
+    partitions: int = PARTITIONS,
 ) -> tuple[BridgeConfig, Path]:
     """The reference config with unique topic names and group, pointed at the broker and emulator."""
     raw = yaml.safe_load(EXAMPLE.read_text())
@@ -44,7 +45,7 @@ def make_config(
     raw["kafka"] = {
         "bootstrap_servers": bootstrap,
         "group_id": f"it-{suffix}",
-        "topic_partitions": PARTITIONS,
+        "topic_partitions": partitions,
         "commit_interval_s": 0.5,
         "session_timeout_s": 6,
         "heartbeat_interval_s": 1,
