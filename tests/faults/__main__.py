@@ -302,10 +302,11 @@ class Suite:
         r = self.account("7. replay after fixing a mapping bug", cfg, filtered, t0)
         # after the replay, the dead letters are handled: count them as delivered, not dead
         r.notes = [
-            f"{dead_first} dead-lettered by the bug; replay delivered {s1.delivered}, failed again {s1.failed_again}",
+            f"{dead_first} dead-lettered by the bug; replay delivered {s1.delivered}, filtered {s1.filtered} "
+            f"(consent denied: filtered once the mapping works), failed again {s1.failed_again}",
             f"second replay read {s2.read}, sent {requests_after - requests} requests",
         ]
-        r.dead_lettered = dead_first - s1.delivered
+        r.dead_lettered = dead_first - s1.delivered - s1.filtered  # still unresolved after the replay
         return r
 
 
