@@ -109,9 +109,10 @@ def format_timestamp(value: Any, fmt: TimestampFormat) -> Any:
         try:
             when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise MappingError(f"not a timestamp: {value[:40]!r}") from None
+            # record values never go into error texts (they reach logs and dead-letter headers)
+            raise MappingError(f"not a timestamp: a string of {len(value)} characters") from None
         if when.tzinfo is None:
-            raise MappingError(f"timestamp without time zone: {value[:40]!r}")
+            raise MappingError("timestamp without time zone")
         millis = (when - _EPOCH) // _ONE_MS
     else:
         raise MappingError(f"not a timestamp: {type(value).__name__}")
@@ -170,7 +171,8 @@ def _coerce(value: Any, as_: str, ts_fmt: TimestampFormat) -> Any:
             return format_timestamp(value, ts_fmt)
         if as_ == "date":
             if isinstance(value, dt.datetime):
-                return value.date().isoformat()
+                # the UTC date, like timestamps
+                return (value.astimezone(dt.UTC) if value.tzinfo else value).date().isoformat()
             if isinstance(value, dt.date):
                 return value.isoformat()
             if isinstance(value, bool):
@@ -186,7 +188,8 @@ def _coerce(value: Any, as_: str, ts_fmt: TimestampFormat) -> Any:
     except MappingError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
-        raise MappingError(f"cannot coerce {type(value).__name__} to {as_}: {exc}") from None
+        why = str(exc) if isinstance(exc, OverflowError) or "fraction" in str(exc) else type(exc).__name__
+        raise MappingError(f"cannot coerce {type(value).__name__} to {as_} ({why})") from None
     raise MappingError(f"unknown coercion {as_!r}")
 
 
@@ -354,7 +357,8 @@ class Mapping:
         if not isinstance(fspec, dict) or set(fspec) - {"from", "exclude", "keep_null"}:
             raise MappingSpecError(f"{where}: expects {{from: PATH, exclude: [..], keep_null: bool}}")
         getter = compile_path(str(fspec.get("from", "")))
-        exclude = frozenset(fspec.get("exclude", ()))
+        exclude_spec = fspec.get("exclude", ())
+        exclude = frozenset([exclude_spec] if isinstance(exclude_spec, str) else exclude_spec)
         keep_null = bool(fspec.get("keep_null", False))
         ts_fmt = self.ts_fmt
 

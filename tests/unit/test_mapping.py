@@ -496,3 +496,27 @@ def test_bad_specs_are_spec_errors(spec: dict[str, Any], fragments: list[str]) -
     for fragment in fragments:
         assert fragment in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "as_,value",
+    [("int", "jane.doe@example.com"), ("float", "+49 30 1234567"), ("timestamp", "jane.doe@example.com"), ("date", "jane")],
+)
+def test_coercion_errors_never_quote_the_value(as_, value):
+    m = Mapping({"event": {"x": {"path": "v", "as": as_}}})
+    with pytest.raises(MappingError) as err:
+        m.apply({"v": value})
+    assert value not in str(err.value)
+    assert "jane" not in str(err.value) and "1234567" not in str(err.value)
+
+
+def test_date_of_an_aware_datetime_is_the_utc_date():
+    import datetime as dt
+
+    when = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    assert Mapping({"event": {"d": {"path": "t", "as": "date"}}}).apply({"t": when}).sections["event"]["d"] == "2026-03-02"
+
+
+def test_rest_exclude_may_be_a_single_name():
+    out = Mapping({"event": {"*": {"exclude": "secret"}}}).apply({"secret": 1, "kept": 2}).sections["event"]
+    assert out == {"kept": 2}
