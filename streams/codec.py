@@ -115,7 +115,8 @@ def registry_fetcher(url: str, username: str | None = None, password: str | None
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-    conf: dict[str, Any] = {"url": url}
+    # fail fast: the worker itself retries with backoff (and pauses) while the registry is down
+    conf: dict[str, Any] = {"url": url, "timeout": 5, "max.retries": 1, "retries.wait.ms": 200}
     if username:
         conf["basic.auth.user.info"] = f"{username}:{password or ''}"
     client = SchemaRegistryClient(conf)
