@@ -69,14 +69,26 @@ def status_kb(pid: int, key: str) -> int | None:
     return None
 
 
+def system_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine, all CPUs summed (/proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+SYSTEM = "system"  # pseudo process name of the machine-wide busy time in CpuSampler
+
+
 class CpuSampler:
     """Samples the CPU seconds of some processes every `interval` s on a thread, so the CPU used
     inside a time window known only afterwards (e.g. from emulator receipts) can be read back."""
 
-    def __init__(self, pids: dict[str, int], interval: float = 0.05) -> None:
-        self.pids = {k: v for k, v in pids.items() if v}
+    def __init__(self, pids: dict[str, int | None], interval: float = 0.05) -> None:
+        self.pids: dict[str, int] = {k: v for k, v in pids.items() if v}
+        self.pids.setdefault("bench", os.getpid())
         self.interval = interval
-        self.samples: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in self.pids}
+        self.samples: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in (*self.pids, SYSTEM)}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
@@ -85,9 +97,16 @@ class CpuSampler:
         self._thread.start()
         return self
 
+    def add(self, name: str, pid: int) -> None:
+        self.samples.setdefault(name, ([], []))
+        self.pids[name] = pid
+
     def _sample(self) -> None:
         now = time.time()
-        for name, pid in self.pids.items():
+        ts, cs = self.samples[SYSTEM]
+        ts.append(now)
+        cs.append(system_busy_seconds())
+        for name, pid in list(self.pids.items()):
             c = cpu_seconds(pid)
             if c is not None:
                 ts, cs = self.samples[name]
@@ -119,6 +138,16 @@ class CpuSampler:
     def window(self, name: str, start: float, end: float) -> float | None:
         a, b = self.at(name, start), self.at(name, end)
         return None if a is None or b is None else max(0.0, b - a)
+
+    def foreign(self, start: float, end: float, own: float = 0.0) -> float | None:
+        """CPU seconds used in the window by processes that are not ours (other jobs on the machine).
+
+        `own` adds CPU of our processes that are not sampled here (a child that reports its own)."""
+        busy = self.window(SYSTEM, start, end)
+        if busy is None:
+            return None
+        ours = sum(self.window(k, start, end) or 0.0 for k in self.pids) + own
+        return max(0.0, busy - ours)
 
     def total(self, name: str) -> float | None:
         ts, cs = self.samples.get(name, ([], []))
@@ -154,3 +183,24 @@ def status_kb_meminfo() -> int | None:
     except OSError:
         pass
     return None
+
+
+def wait_for_quiet(max_wait: float, ours: dict[str, int | None], threshold: float = 0.25, log: Any = None) -> float:
+    """Wait (up to `max_wait` s) until processes other than `ours` use less than `threshold` cores over
+    a 1-second window; returns that foreign load (cores) at the end."""
+    deadline = time.monotonic() + max_wait
+    waited = False
+    while True:
+        s = CpuSampler(ours, interval=0.25).start()
+        time.sleep(1.0)
+        s.stop()
+        t0, t1 = s.samples[SYSTEM][0][0], s.samples[SYSTEM][0][-1]
+        load = (s.foreign(t0, t1) or 0.0) / max(1e-3, t1 - t0)
+        if load < threshold or time.monotonic() >= deadline:
+            if waited and log is not None:
+                log(f"machine load from other processes now {load:.2f} cores")
+            return load
+        if not waited and log is not None:
+            log(f"other processes use {load:.2f} cores: waiting up to {max_wait:.0f}s for a quieter machine")
+        waited = True
+        time.sleep(2.0)

@@ -269,7 +269,7 @@ def _profiler(interval: float) -> Iterator[Any]:
         prof.stop()
 
 
-def profile(fx: Fixture, passes: int, interval: float = 0.0001) -> str:
+def profile(fx: Fixture, passes: int, interval: float = 0.0005) -> str:
     """pyinstrument text report of the whole transform: `passes` cold and warm pass pairs."""
     _, run = stages(fx)["whole"]
     out = []
@@ -336,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.machine(),
         "outcomes": outcomes,
         **fx.distinct,
+        "cold_clears": [f"{c.__module__}.{c.__qualname__}" for c in fx.caches],
     }
     if args.json:
         print(json.dumps({**meta, "stages": results, "target_us": TARGET_US, "target_met": ok}, indent=2))

@@ -24,6 +24,7 @@ from streams.deadletter import DeadLetter, DeadLetterFailed, DeadLetterProducer
 from streams.delivery.sink import DestinationMisconfigured, Failed, Sink
 from streams.destinations import make_destination
 from streams.kafka import confluent_conf, faust_credentials
+from streams.ledger import PartitionLedger
 from streams.metrics import METRICS
 from streams.pipeline.outcome import Filtered, Payload, Rejected
 from streams.pipeline.transform import RoutePipeline, build_pipelines
@@ -65,6 +66,9 @@ class Bridge:
         self.tasks: set[asyncio.Task[None]] = set()
         self.settled = 0
         self.stopping = False
+        self.app: Any = None  # the Faust app, once built
+        # acks strictly in offset order per partition (see streams.ledger)
+        self.ledger = PartitionLedger(lambda: getattr(self.app, "consumer_generation_id", None))
 
     async def start(self) -> None:
         self.sinks = {n: Sink(api) for n, api in self.apis.items()}
@@ -89,6 +93,7 @@ class Bridge:
         await cap.acquire(n)
         METRICS.in_flight.labels(route).set(cap.used)
         pipeline = self.pipelines[route]
+        self.ledger.track(events)
         outcomes = []
         for ev in events:
             m = ev.message
@@ -151,9 +156,8 @@ class Bridge:
                 m = events[i].message
                 dl_futs.append(self.dead_letters.send(pipeline.route.dlt, m.key, m.value, dl.headers(m.headers)))
             await asyncio.gather(*dl_futs)  # raises DeadLetterFailed
-            # every outcome is durable now: ack
-            for ev in events:
-                ev.ack()
+            # every outcome is durable now: ack (in offset order per partition)
+            self.ledger.settle(events)
             self.settled += len(events)
             if delivered:
                 METRICS.delivered.labels(route, dest).inc(delivered)
@@ -168,7 +172,7 @@ class Bridge:
                 if fut.done() and not fut.cancelled():
                     fut.exception()
         except asyncio.CancelledError:
-            pass  # abandoned at shutdown: not acked, re-consumed later
+            pass  # abandoned at shutdown: never acked (nor anything after it), re-consumed later
         finally:
             await cap.release(len(events))
             METRICS.in_flight.labels(route).set(cap.used)
@@ -237,6 +241,7 @@ def build_app(config: BridgeConfig, bridge: Bridge, *, web_port: int | None = No
         store="memory://",
         table_cleanup_interval=3600,
     )
+    bridge.app = app
     take_max = max(1, min(1000, max(a.settings.batch.max_events for a in bridge.apis.values())))
 
     for name, route in config.routes.items():

@@ -128,6 +128,7 @@ class Sink:
         self._pending_bytes = 0
         self._linger_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._not_before = 0.0  # monotonic time before which nothing is sent (Retry-After)
         self.unhealthy = False
         self._consecutive_failures = 0
         self.on_health_change: list = []  # callables(bool unhealthy)
@@ -267,6 +268,8 @@ class Sink:
             delay = random.uniform(0, cap)
             if retry_after is not None:
                 delay = max(delay, retry_after)
+                # the destination asked for quiet: no request at all to it before then
+                self._not_before = max(self._not_before, time.monotonic() + retry_after)
             log.warning(
                 "destination %s: %s, retrying %d events in %.2fs (attempt %d)",
                 self.name,
@@ -285,6 +288,8 @@ class Sink:
             gzipped = True
         req = self.api.request(body, gzipped)
         async with self._slots:
+            while (wait := self._not_before - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
             await self._rate.acquire()
             t0 = time.perf_counter()
             try:

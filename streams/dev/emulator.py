@@ -258,6 +258,19 @@ def _check_destination(dest: str, *, allow_global: bool = False) -> str:
 # state
 
 
+class _FaultCounter(Counter[str]):
+    """Counts injected faults and remembers when the last 1000 happened (epoch ms), for timing tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: deque[tuple[float, str]] = deque(maxlen=1000)
+
+    def __setitem__(self, key: str, value: int) -> None:
+        if value > self.get(key, 0):
+            self.times.append((time.time() * 1000, key))
+        super().__setitem__(key, value)
+
+
 class DestinationStats:
     """Counters and records of one destination. Mutated only on the emulator's event loop."""
 
@@ -282,7 +295,7 @@ class DestinationStats:
         self.events_without_id = 0
         self.bytes_received = 0
         self.client_disconnects = 0  # the client hung up before its body was read
-        self.faults: Counter[str] = Counter()
+        self.faults = _FaultCounter()
         self.receipts: dict[str, float] = {}  # event id -> first receipt, epoch ms
         self.events: deque[tuple[float, dict[str, Any], Any]] = deque(maxlen=max_kept)
 
@@ -297,6 +310,7 @@ class DestinationStats:
             "bytes_received": self.bytes_received,
             "client_disconnects": self.client_disconnects,
             "faults": dict(self.faults),
+            "fault_times": [{"ms": ms, "kind": kind} for ms, kind in self.faults.times],
             "events_kept": len(self.events),
         }
 

@@ -55,9 +55,7 @@ class Suite:
         self.rng = random.Random(seed)
         WORK.mkdir(parents=True, exist_ok=True)
         self.broker = LocalKafka(log_file=WORK / "broker.log")
-        self.emu = EmulatorProcess(
-            "--write-key", WRITE_KEY, "--api-key", API_KEY, "--no-keep-events", "--seed", str(seed)
-        )
+        self.emu = EmulatorProcess("--write-key", WRITE_KEY, "--api-key", API_KEY, "--no-keep-events", "--seed", str(seed))
         self.procs: list[subprocess.Popen[bytes]] = []
 
     # ------------------------------------------------------------------ plumbing
@@ -220,9 +218,7 @@ class Suite:
     def flaky(self) -> Result:
         cfg, path, filtered, t0 = self.fresh("flaky", zeotap={"timeout_s": 2.0})
         want = self.expected_deliveries(filtered)
-        self.emu.admin.set_faults(
-            "zeotap", error_rate=0.20, throttle_rate=0.05, retry_after=1, slow_rate=0.01, slow_seconds=3.0
-        )
+        self.emu.admin.set_faults("zeotap", error_rate=0.20, throttle_rate=0.05, retry_after=1, slow_rate=0.01, slow_seconds=3.0)
         p = self.start_worker(path, "flaky")
         self.settle(cfg, want, timeout=600)
         self.stop(p)
@@ -275,20 +271,22 @@ class Suite:
         return f"fuzz: {rounds} random inputs, {rejected} rejected at decode, 0 crashes"
 
     def replay(self) -> Result:
-        from streams.replay import Replayer
         import asyncio
+
+        from streams.replay import Replayer
 
         cfg, path, filtered, t0 = self.fresh("replay")
         raw = yaml.safe_load(path.read_text())
         raw["routes"]["purchase_completed"]["mapping"]["event"]["order_value"] = {"path": "order_value", "as": "int"}
         bug = path.with_name("bug.yaml")
         bug.write_text(yaml.safe_dump(raw, sort_keys=False))
-        buggy = load_config(bug)
         route = cfg.routes["purchase_completed"]
         p = self.start_worker(bug, "replay")
         self.wait(
-            lambda: len(read_all(self.broker.bootstrap_servers, route.dlt, timeout=5)) + self.delivered() + len(filtered)
-            >= len(self.ids) * 0.999,
+            lambda: (
+                len(read_all(self.broker.bootstrap_servers, route.dlt, timeout=5)) + self.delivered() + len(filtered)
+                >= len(self.ids) * 0.999
+            ),
             300,
             "the buggy run to settle",
         )
@@ -321,19 +319,27 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     results: list[Result] = []
     with Suite(args.events) as suite:
-        print(f"broker {suite.broker.bootstrap_servers}, emulator {suite.emu.base_url}, {args.events} records per scenario", flush=True)
+        print(
+            f"broker {suite.broker.bootstrap_servers}, emulator {suite.emu.base_url}, {args.events} records per scenario",
+            flush=True,
+        )
         for name in args.only or SCENARIOS:
             r = getattr(suite, name)()
             results.append(r)
-            print(f"{r.scenario}: produced {r.produced} delivered {r.delivered} duplicates {r.duplicates} "
-                  f"dead-lettered {r.dead_lettered} filtered {r.filtered} lost {r.lost} ({r.seconds}s)", flush=True)
+            print(
+                f"{r.scenario}: produced {r.produced} delivered {r.delivered} duplicates {r.duplicates} "
+                f"dead-lettered {r.dead_lettered} filtered {r.filtered} lost {r.lost} ({r.seconds}s)",
+                flush=True,
+            )
             for n in r.notes:
                 print(f"    {n}", flush=True)
     print()
     print("| scenario | produced | delivered (unique) | duplicates | dead-lettered | filtered | lost | seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r.scenario} | {r.produced} | {r.delivered} | {r.duplicates} | {r.dead_lettered} | {r.filtered} | {r.lost} | {r.seconds} |")
+        print(
+            f"| {r.scenario} | {r.produced} | {r.delivered} | {r.duplicates} | {r.dead_lettered} | {r.filtered} | {r.lost} | {r.seconds} |"
+        )
     if args.json:
         print(orjson.dumps([r.__dict__ for r in results]).decode())
     return 1 if any(r.lost for r in results) else 0
