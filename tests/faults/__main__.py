@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import yaml
 
-from streams.config import BridgeConfig, load_config
+from streams.config import BridgeConfig
 from streams.dev.broker import LocalKafka
 from streams.dev.emulator import EmulatorProcess
 from streams.dev.samples import SampleFactory
