@@ -337,9 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| scenario | produced | delivered (unique) | duplicates | dead-lettered | filtered | lost | seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(
-            f"| {r.scenario} | {r.produced} | {r.delivered} | {r.duplicates} | {r.dead_lettered} | {r.filtered} | {r.lost} | {r.seconds} |"
-        )
+        cells = [r.scenario, r.produced, r.delivered, r.duplicates, r.dead_lettered, r.filtered, r.lost, r.seconds]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
     if args.json:
         print(orjson.dumps([r.__dict__ for r in results]).decode())
     return 1 if any(r.lost for r in results) else 0
