@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,6 +39,8 @@ from bench.common import (
     wait_for_quiet,
 )
 from bench.workload import create_topic, generate, produce_all, produce_at_rate, register_schema
+
+LOAD_LIMIT = 0.25  # cores used by other processes above which a measurement counts as disturbed
 
 TARGETS = {
     "bridge_over_raw": 0.35,
@@ -118,6 +121,16 @@ class Bench:
         self.results: dict[str, dict[str, Any]] = {}
         self.errors: list[str] = []
         self.ran: set[str] = set()
+        self.attempt = 0
+
+    @property
+    def tag(self) -> str:
+        """Unique per variant attempt: consumer groups and log files are never reused."""
+        return self.suffix if self.attempt == 0 else f"{self.suffix}-retry{self.attempt}"
+
+    @property
+    def logsuffix(self) -> str:
+        return "" if self.attempt == 0 else f"-retry{self.attempt}"
 
     # ------------------------------------------------------------------ environment
 
@@ -171,6 +184,7 @@ class Bench:
     # ------------------------------------------------------------------ variants
 
     def _child(self, name: str, cmd: list[str], timeout: float) -> tuple[dict[str, Any] | None, CpuSampler]:
+        name += self.logsuffix
         logf = (self.workdir / f"{name}.log").open("w")
         sampler = CpuSampler(self.pids).start()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=logf, text=True, env=child_env(), cwd=REPO)
@@ -194,21 +208,21 @@ class Bench:
         if self.args.wait_idle > 0:
             wait_for_quiet(self.args.wait_idle, self.pids, log=log)
 
-    def run_raw(self) -> None:
+    def run_raw(self) -> dict[str, Any] | None:
         self.quiet()
         n = self.args.events
         log(f"raw: confluent-kafka Consumer + fastavro over {n} records")
         self.emu.admin.reset()
         cmd = [
             sys.executable, "-m", "bench.raw", "--bootstrap", self.bootstrap, "--topic", self.topic,
-            "--group", f"bench-raw-{self.suffix}", "--registry", self.emu.registry_url, "--events", str(n),
+            "--group", f"bench-raw-{self.tag}", "--registry", self.emu.registry_url, "--events", str(n),
         ]  # fmt: skip
         res, sampler = self._child("raw", cmd, timeout=max(300, n / 500))
         if res is None:
-            return
-        self.results["raw"] = self._summarise_child(res, sampler, n)
+            return None
+        return self._summarise_child(res, sampler, n)
 
-    def run_naive(self) -> None:
+    def run_naive(self) -> dict[str, Any] | None:
         self.quiet()
         n = min(self.args.naive_events, self.args.events)
         log(f"naive: Faust agent, one awaited HTTP POST per event (Zeotap real-time), first {n} records")
@@ -217,7 +231,7 @@ class Bench:
             cfg,
             bootstrap=self.bootstrap,
             topic=self.topic,
-            group=f"bench-naive-{self.suffix}",
+            group=f"bench-naive-{self.tag}",
             registry_url=self.emu.registry_url,
             emulator_url=self.emu.base_url,
             write_key=self.write_key,
@@ -226,11 +240,11 @@ class Bench:
         self.emu.admin.reset()
         cmd = [
             sys.executable, "-m", "bench.naive", "--config", str(cfg), "--bootstrap", self.bootstrap,
-            "--topic", self.topic, "--app-id", f"bench-naive-{self.suffix}", "--events", str(n),
+            "--topic", self.topic, "--app-id", f"bench-naive-{self.tag}", "--events", str(n),
         ]  # fmt: skip
         res, sampler = self._child("naive", cmd, timeout=max(300, n / 50))
         if res is None:
-            return
+            return None
         st = zeotap_stats(self.emu)
         out = self._summarise_child(res, sampler, n)
         out.update(
@@ -244,7 +258,7 @@ class Bench:
             self.errors.append(
                 f"naive: sent {res.get('sent')}, emulator has {st['unique_ids']}, http errors {res.get('http_errors')}"
             )
-        self.results["naive"] = out
+        return out
 
     def _summarise_child(self, res: dict[str, Any], sampler: CpuSampler, expected: int) -> dict[str, Any]:
         if res["events"] < expected:
@@ -311,12 +325,13 @@ class Bench:
         if profile:
             name = "profile"
         log(f"{name}: `python -m streams worker` x{workers}, fresh group, {n} records")
+        name += self.logsuffix
         cfg = self.workdir / f"{name}.yaml"
         write_config(
             cfg,
             bootstrap=self.bootstrap,
             topic=self.topic,
-            group=f"bench-{name}-{self.suffix}",
+            group=f"bench-{name}-{self.tag}",
             registry_url=self.emu.registry_url,
             emulator_url=self.emu.base_url,
             write_key=self.write_key,
@@ -399,26 +414,26 @@ class Bench:
         secs = self.args.latency_seconds
         count = max(1, int(rate * secs))
         warm = min(2000, max(200, int(rate)))
-        topic = f"bench-lat-{ROUTE}-{self.suffix}"
+        topic = f"bench-lat-{ROUTE}-{self.tag}"
         log(f"latency: fresh topic {topic}, one worker, {rate:,.0f} records/s for {secs:.0f}s ({count} records)")
         create_topic(self.bootstrap, topic)
         schema_id = register_schema(self.emu.registry_url, topic)
         off = self.args.events + 1_000_000  # emails/phones the pipeline has not seen yet
         warm_records = generate(warm, schema_id, offset=off, seed=self.args.seed + 1)
         records = generate(count, schema_id, offset=off + warm, seed=self.args.seed + 2)
-        cfg = self.workdir / "latency.yaml"
+        cfg = self.workdir / f"latency{self.logsuffix}.yaml"
         write_config(
             cfg,
             bootstrap=self.bootstrap,
             topic=topic,
-            group=f"bench-latency-{self.suffix}",
+            group=f"bench-latency-{self.tag}",
             registry_url=self.emu.registry_url,
             emulator_url=self.emu.base_url,
             write_key=self.write_key,
         )
         self.quiet()
         self.emu.admin.reset()
-        procs = self._start_workers(cfg, "latency", 1)
+        procs = self._start_workers(cfg, f"latency{self.logsuffix}", 1)
         sampler = CpuSampler({**self.pids, "w0": procs[0][0].pid}).start()
         try:
             produce_all(self.bootstrap, topic, warm_records)
@@ -453,6 +468,27 @@ class Bench:
             "other_load_cores": (sampler.foreign(t0, t1) or 0.0) / (t1 - t0) if t1 > t0 else None,
             "peak_rss_mb": rss_kb / 1024,
         }
+
+    def measure(self, key: str, run: Any) -> None:
+        """Run a variant; when other processes loaded the machine during it, run it again (up to
+        --retries times) and keep the least disturbed measurement."""
+        best: dict[str, Any] | None = None
+        for attempt in range(1 + self.args.retries):
+            self.attempt = attempt
+            res = run()
+            if res is None:
+                break
+            res["attempt"] = attempt
+            load = res.get("other_load_cores") or 0.0
+            if best is None or load < (best.get("other_load_cores") or 0.0):
+                best = res
+            if load <= LOAD_LIMIT:
+                break
+            if attempt < self.args.retries:
+                log(f"{key}: other processes used {load:.2f} cores during the measurement: measuring again")
+        self.attempt = 0
+        if best is not None:
+            self.results[key] = best
 
     # ------------------------------------------------------------------ report
 
@@ -585,7 +621,7 @@ class Bench:
         for name, ok in s["targets_met"].items():
             lines.append(f"  {name:<24} {'n/a' if ok is None else ('met' if ok else 'NOT met')}")
         loads = [v.get("other_load_cores") or 0.0 for v in self.results.values()]
-        if loads and max(loads) > 0.25:
+        if loads and max(loads) > LOAD_LIMIT:
             lines.append("")
             lines.append(
                 f"WARNING: other processes on this machine used up to {max(loads):.2f} cores during the measurements "
@@ -621,6 +657,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--only", help="comma-separated subset of raw,naive,bridge,bridge_x2,latency")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument(
+        "--retries",
+        type=int,
+        help="re-run a variant whose measurement other processes disturbed (> 0.25 cores), keeping the "
+        "least disturbed one (default 2; --quick 0)",
+    )
+    ap.add_argument(
         "--wait-idle",
         type=float,
         help="before each variant, wait up to this many seconds while other processes use > 0.25 cores (default 120; --quick 0)",
@@ -631,6 +673,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.events = 30_000 if quick else 200_000
     if args.naive_events is None:
         args.naive_events = 5_000 if quick else 20_000
+    if args.retries is None:
+        args.retries = 0 if quick else 2
     if args.wait_idle is None:
         args.wait_idle = 0.0 if quick else 120.0
     if args.latency_seconds is None:
@@ -638,31 +682,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def code_version() -> dict[str, Any]:
+    """The commit measured and whether streams/ had uncommitted changes (read-only git calls)."""
+
+    def git(*a: str) -> str:
+        try:
+            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or None,
+        "streams_dirty": bool(git("status", "--porcelain", "--", "streams")),
+    }
+
+
+def _frame_package(frame: str) -> str:
+    # "func (path/to/file.py:123)" -> top-level package or module
+    where = frame.rpartition(" (")[2].rstrip(")")
+    path = where.rpartition(":")[0] or where
+    return path.split("/")[0] if "/" in path else path
+
+
 def profile_top(path: str, top: int = 25) -> str:
     """Own-time (leaf frame) and inclusive counts from py-spy's raw collapsed stacks."""
     own: Counter[str] = Counter()
     incl: Counter[str] = Counter()
+    pkg: Counter[str] = Counter()
     total = 0
     for line in Path(path).read_text().splitlines():
         stack, _, count_s = line.rpartition(" ")
         if not stack or not count_s.isdigit():
             continue
         c = int(count_s)
-        frames = stack.split(";")
+        # aggregate per function: drop the line number ("f (file.py:12)" -> "f (file.py)")
+        frames = [re.sub(r":\d+\)$", ")", fr) for fr in stack.split(";")]
         if frames and frames[0].startswith("process ") or frames and frames[0].startswith("thread "):
             frames = [f for f in frames if not (f.startswith("process ") or f.startswith("thread "))]
         if not frames:
             continue
         total += c
         own[frames[-1]] += c
+        pkg[_frame_package(frames[-1])] += c
         for fr in set(frames):
             incl[fr] += c
-    out = [f"py-spy samples (non-idle): {total}", "", "own time:"]
+    if not total:
+        return "py-spy: no samples"
+    out = [f"py-spy samples (GIL held): {total}", "", "own time by package:"]
+    for name, c in pkg.most_common(12):
+        out.append(f"  {c / total:6.1%}  {name}")
+    out += ["", "own time:"]
     for fr, c in own.most_common(top):
         out.append(f"  {c / total:6.1%}  {fr}")
     out += ["", "inclusive:"]
-    for fr, c in incl.most_common(top):
+    shown = 0
+    for fr, c in incl.most_common():
+        if c / total > 0.95 or fr.startswith("<module>"):
+            continue  # the entry point and event-loop frames every sample has
         out.append(f"  {c / total:6.1%}  {fr}")
+        shown += 1
+        if shown >= top:
+            break
     return "\n".join(out)
 
 
@@ -677,23 +757,18 @@ def main(argv: list[str] | None = None) -> int:
         b.setup()
         b.prefill()
         if "raw" in only:
-            b.run_raw()
+            b.measure("raw", b.run_raw)
         if "naive" in only:
-            b.run_naive()
+            b.measure("naive", b.run_naive)
         if "bridge" in only:
-            res = b.run_bridge(1)
-            if res:
-                b.results["bridge"] = res
+            b.measure("bridge", lambda: b.run_bridge(1))
         if "bridge_x2" in only:
-            res = b.run_bridge(2)
-            if res:
-                b.results["bridge_x2"] = res
+            b.measure("bridge_x2", lambda: b.run_bridge(2))
         if "latency" in only:
             max_eps = (b.results.get("bridge") or {}).get("eps") or 2000.0
-            lat = b.run_latency(max_eps / 2)
-            if lat:
-                b.results["latency"] = lat
+            b.measure("latency", lambda: b.run_latency(max_eps / 2))
         if args.profile:
+            b.attempt = 0
             b.run_bridge(1, profile=args.profile)
             print(profile_top(args.profile), file=sys.stderr)
     except Exception as exc:  # report what we have
@@ -705,18 +780,23 @@ def main(argv: list[str] | None = None) -> int:
         b.teardown()
     s = b.summary()
     s["total_s"] = round(time.monotonic() - t0, 1)
+    s.update(code_version())
     m = machine()
     print(
         f"s2s-bridge end-to-end benchmark: {args.events} purchase_completed records, {PARTITIONS} partitions, "
         f"Confluent-framed Avro ({getattr(b, 'value_bytes', 0):.0f} B avg); machine {m['cpus']} CPUs {m['cpu_model']}; "
-        f"total {s['total_s']}s"
+        f"total {s['total_s']}s; commit {s['commit']}{' (streams/ modified)' if s['streams_dirty'] else ''}"
     )
     print(b.table(s))
     (b.workdir / "results.json").write_text(json.dumps({"summary": s, "variants": b.results, "errors": b.errors}, indent=2))
     print(f"details: {b.workdir / 'results.json'}")
     if args.json:
         print(json.dumps(s))
-    failed = bool(b.errors) or any((s.get(k) or 0) != 0 for k in ("lost", "lost_x2", "latency_lost")) or s.get("lost") is None
+    failed = (
+        bool(b.errors)
+        or any((s.get(k) or 0) != 0 for k in ("lost", "lost_x2", "latency_lost"))
+        or ("bridge" in only and s.get("lost") is None)
+    )
     return 1 if failed else 0
 
 

@@ -7,7 +7,7 @@ event in turn: decodes and maps it with the project's `RoutePipeline.process` (s
 mapping, hashing and enrichment are identical to the bridge's) and sends it in its own HTTP POST
 (`httpx.AsyncClient`, awaited one at a time) to the Zeotap real-time endpoint, URL and headers
 from `Zeotap.request(body)`. It stops after N events. Time: first event received -> last POST
-answered; CPU from `getrusage` over that window; peak RSS `ru_maxrss`.
+answered; CPU from `getrusage` over that window; peak RSS VmHWM.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import time
 from typing import Any
@@ -35,7 +36,7 @@ def main() -> None:
     import faust
     import httpx
 
-    from bench.common import ROUTE, emit_result
+    from bench.common import ROUTE, emit_result, status_kb
     from streams.config import load_config
     from streams.destinations.zeotap import Zeotap
     from streams.pipeline.outcome import Payload
@@ -114,7 +115,8 @@ def main() -> None:
             "seconds": state["t_last"] - state["t_first"],
             "cpu_s": cpu,
             "cpu_total_s": end.ru_utime + end.ru_stime,
-            "peak_rss_kb": end.ru_maxrss,
+            # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec (it would report the parent's RSS)
+            "peak_rss_kb": status_kb(os.getpid(), "VmHWM") or 0,
         }
     )
 

@@ -5,7 +5,7 @@
 Writer schemas come from the schema registry by the id in the Confluent header (fetched once,
 parsed once with fastavro, cached). Time: first record consumed -> last record decoded. CPU is
 `getrusage(RUSAGE_SELF)` over the same window (all threads, librdkafka's included); peak RSS is
-`ru_maxrss`. Result: one `BENCH_RESULT {json}` line on stdout.
+VmHWM. Result: one `BENCH_RESULT {json}` line on stdout.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import resource
 import struct
 import time
@@ -33,7 +34,7 @@ def main() -> None:
     from confluent_kafka import Consumer
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    from bench.common import emit_result
+    from bench.common import emit_result, status_kb
 
     registry = SchemaRegistryClient({"url": args.registry})
     schemas: dict[int, Any] = {}
@@ -86,7 +87,8 @@ def main() -> None:
             "seconds": t_last - t_first,
             "cpu_s": cpu,
             "cpu_total_s": ru_end.ru_utime + ru_end.ru_stime,
-            "peak_rss_kb": ru_end.ru_maxrss,
+            # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec (it would report the parent's RSS)
+            "peak_rss_kb": status_kb(os.getpid(), "VmHWM") or 0,
         }
     )
 
