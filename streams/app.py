@@ -95,9 +95,11 @@ class Bridge:
         pipeline = self.pipelines[route]
         self.ledger.track(events)
         outcomes = []
-        for ev in events:
+        for i, ev in enumerate(events, 1):
             m = ev.message
             outcomes.append(await self._process(pipeline, m))
+            if i % 100 == 0:
+                await asyncio.sleep(0)  # let fetches and HTTP responses in between (latency)
         task = asyncio.ensure_future(self._settle(route, pipeline, events, outcomes))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
