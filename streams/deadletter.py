@@ -168,4 +168,5 @@ class DeadLetterProducer:
         remaining = self._producer.flush(timeout)
         self._stop.set()
         self._thread.join(timeout=2)
+        del self._producer  # frees the librdkafka client (it would keep reconnecting otherwise)
         return int(remaining)
