@@ -249,7 +249,9 @@ def build_app(config: BridgeConfig, bridge: Bridge, *, web_port: int | None = No
     for name, route in config.routes.items():
         topic = app.topic(route.topic, key_serializer="raw", value_serializer="raw", partitions=k.topic_partitions)
         pipeline = bridge.pipelines[name]
-        within = max(0.01, pipeline.destination.settings.batch.linger_ms / 1000.0)
+        # the sink lingers to fill requests; the take only gathers what the fetch already brought,
+        # so a record does not wait for two lingers
+        within = min(0.05, max(0.005, pipeline.destination.settings.batch.linger_ms / 1000.0))
 
         def make_agent(route_name: str, within_s: float) -> Any:
             async def consume(stream: faust.StreamT) -> None:
