@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -65,7 +64,6 @@ class Bridge:
         self.fatal: BaseException | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.settled = 0
-        self.stopping = False
         self.app: Any = None  # the Faust app, once built
         # acks strictly in offset order per partition (see streams.ledger)
         self.ledger = PartitionLedger(lambda: getattr(self.app, "consumer_generation_id", None))
@@ -276,4 +274,4 @@ def run_worker(config: BridgeConfig) -> int:
     return Worker(config).run()
 
 
-__all__ = ["Bridge", "build_app", "run_worker", "signal"]
+__all__ = ["Bridge", "build_app", "run_worker"]

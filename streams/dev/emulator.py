@@ -826,6 +826,25 @@ class _Api:
 
     # -- Audiohook ---------------------------------------------------------------------------
 
+    async def _json_body(self, request: web.Request, st: DestinationStats, error: Any) -> Any:
+        """The request's JSON document, or the error response (Audiohook and activation share the rules)."""
+        if not _is_json_content_type(request.headers.get("Content-Type")):
+            ct = request.headers.get("Content-Type")
+            return error(st, 400, "invalid_content_type", f"Content-Type must be application/json, got {ct!r}")
+        try:
+            body = await _read_body(request, self.cfg.max_body_bytes, self.decompresses)
+        except _ClientGone:
+            return self._client_gone(st)
+        except _BodyTooLarge as exc:
+            return error(st, 413, "payload_too_large", str(exc))
+        except _BadBody as exc:
+            return error(st, 400, "invalid_body", str(exc))
+        st.bytes_received += len(body)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return error(st, 400, "invalid_json", str(exc))
+
     def _ah_error(self, st: DestinationStats, status: int, error: str, message: str, **extra: Any) -> web.Response:
         st.requests[status] += 1
         return _json_response(status, {"error": error, "message": message, **extra})
@@ -837,22 +856,9 @@ class _Api:
             return self._fault_response("audiohook", st, 401, "auth_fail")
         if self._pixels is not None and pixel_id not in self._pixels:
             return self._ah_error(st, 404, "unknown_pixel", f"unknown Audiohook id {pixel_id!r}")
-        if not _is_json_content_type(request.headers.get("Content-Type")):
-            ct = request.headers.get("Content-Type")
-            return self._ah_error(st, 400, "invalid_content_type", f"Content-Type must be application/json, got {ct!r}")
-        try:
-            body = await _read_body(request, self.cfg.max_body_bytes, self.decompresses)
-        except _ClientGone:
-            return self._client_gone(st)
-        except _BodyTooLarge as exc:
-            return self._ah_error(st, 413, "payload_too_large", str(exc))
-        except _BadBody as exc:
-            return self._ah_error(st, 400, "invalid_body", str(exc))
-        st.bytes_received += len(body)
-        try:
-            ev = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return self._ah_error(st, 400, "invalid_json", str(exc))
+        ev = await self._json_body(request, st, self._ah_error)
+        if isinstance(ev, web.StreamResponse):
+            return ev
         if not isinstance(ev, dict):
             return self._ah_error(st, 400, "invalid_event", "body must be one JSON event object")
         for name in AUDIOHOOK_REQUIRED:
@@ -897,22 +903,9 @@ class _Api:
             if not (scheme.lower() == "bearer" and token.strip() in self._api_keys):
                 message = "missing credentials" if not auth else "invalid credentials"
                 return self._act_error(st, 401, "unauthorized", f"{message}: expected 'Authorization: Bearer <api_key>'")
-        if not _is_json_content_type(request.headers.get("Content-Type")):
-            ct = request.headers.get("Content-Type")
-            return self._act_error(st, 400, "invalid_content_type", f"Content-Type must be application/json, got {ct!r}")
-        try:
-            body = await _read_body(request, self.cfg.max_body_bytes, self.decompresses)
-        except _ClientGone:
-            return self._client_gone(st)
-        except _BodyTooLarge as exc:
-            return self._act_error(st, 413, "payload_too_large", str(exc))
-        except _BadBody as exc:
-            return self._act_error(st, 400, "invalid_body", str(exc))
-        st.bytes_received += len(body)
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return self._act_error(st, 400, "invalid_json", str(exc))
+        doc = await self._json_body(request, st, self._act_error)
+        if isinstance(doc, web.StreamResponse):
+            return doc
         if not isinstance(doc, dict):
             return self._act_error(st, 400, "invalid_payload", 'body must be an event object or {"events": [...]}')
         idem = request.headers.get("Idempotency-Key") or None
