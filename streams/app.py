@@ -69,9 +69,31 @@ class Bridge:
         self.ledger = PartitionLedger(lambda: getattr(self.app, "consumer_generation_id", None))
 
     async def start(self) -> None:
+        if self.config.kafka.create_topics:
+            await asyncio.to_thread(self.create_dead_letter_topics)
         self.sinks = {n: Sink(api) for n, api in self.apis.items()}
         self.capacity = {r: Capacity(self.config.worker.max_in_flight_events) for r in self.config.routes}
         self.dead_letters = DeadLetterProducer(confluent_conf(self.config.kafka, **{"client.id": "s2s-bridge-dlt"}))
+
+    def create_dead_letter_topics(self) -> None:
+        """Create missing dead-letter topics up front (partitions and replication from the config),
+        so they never depend on broker-side auto-creation."""
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        k = self.config.kafka
+        admin = AdminClient(confluent_conf(k))
+        existing = set(admin.list_topics(timeout=15).topics)
+        wanted = sorted({r.dlt for r in self.config.routes.values()} - existing)
+        if not wanted:
+            return
+        futures = admin.create_topics([NewTopic(t, k.topic_partitions, k.replication_factor) for t in wanted])
+        for topic, fut in futures.items():
+            try:
+                fut.result(30)
+                log.info("created dead-letter topic %s", topic)
+            except Exception as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise RuntimeError(f"cannot create dead-letter topic {topic}: {exc}") from None
 
     async def stop(self) -> None:
         for sink in self.sinks.values():
@@ -260,9 +282,6 @@ def build_app(config: BridgeConfig, bridge: Bridge, *, web_port: int | None = No
             return consume
 
         app.agent(topic, name=f"s2s.route.{name}")(make_agent(name, within))
-        # the dead-letter topic is declared with the same partitioning
-        if k.create_topics:
-            app.topic(route.dlt, partitions=k.topic_partitions)
 
     return app
 

@@ -363,3 +363,16 @@ async def test_compressed_source_records(kafka_bootstrap, emulator, tmp_path, co
     assert p.flush(30) == 0
     worker, code = await run_worker_until(cfg, lambda w: w.bridge.settled >= 200)
     assert code == 0 and zeotap_ids(emulator) == 200
+
+
+async def test_worker_creates_missing_dead_letter_topics(kafka_bootstrap, emulator, tmp_path):
+    from confluent_kafka.admin import AdminClient
+
+    cfg, _ = make_config(tmp_path, kafka_bootstrap, emulator.base_url)
+    route = cfg.routes["purchase_completed"]
+    create_topics(kafka_bootstrap, [route.topic])  # the dead-letter topic does not exist yet
+    worker, code = await run_worker_until(cfg, lambda w: True, timeout=30)
+    assert code == 0
+    md = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    assert route.dlt in md
+    assert len(md[route.dlt].partitions) == cfg.kafka.topic_partitions  # not a broker auto-create
