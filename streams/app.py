@@ -195,6 +195,9 @@ class Bridge:
                     fut.exception()
         except asyncio.CancelledError:
             pass  # abandoned at shutdown: never acked (nor anything after it), re-consumed later
+        except Exception as exc:  # a bug: these records can never be acked, so stop loudly instead of stalling
+            log.exception("route %s: settling a batch failed", route)
+            self._fail(exc)
         finally:
             await cap.release(len(events))
             METRICS.in_flight.labels(route).set(cap.used)
