@@ -813,11 +813,9 @@ class _Api:
                     return self._zeotap_error(st, 400, where + why)
             append(_zeotap_event_id(ev))
 
-        if prof is not None and prof.poison_ids:
-            for eid in ids:
-                if eid is not None and eid in prof.poison_ids:
-                    st.faults["poison"] += 1
-                    return self._fault_response("zeotap", st, 400, "poison", detail=f"poison event {eid}")
+        poisoned = self._poisoned("zeotap", st, prof, ids)
+        if poisoned is not None:
+            return poisoned
 
         self.state.request_seq += 1
         self.state.record(st, events, ids, {"region": region, "batch": batch, "request": self.state.request_seq})
@@ -825,6 +823,18 @@ class _Api:
         return web.Response(status=204)
 
     # -- Audiohook ---------------------------------------------------------------------------
+
+    def _poisoned(
+        self, dest: str, st: DestinationStats, prof: FaultConfig | None, ids: Sequence[str | None]
+    ) -> web.StreamResponse | None:
+        """A poison event id makes its whole request a 400 (each API's own error shape)."""
+        if prof is None or not prof.poison_ids:
+            return None
+        for eid in ids:
+            if eid is not None and eid in prof.poison_ids:
+                st.faults["poison"] += 1
+                return self._fault_response(dest, st, 400, "poison", detail=f"poison event {eid}")
+        return None
 
     async def _json_body(self, request: web.Request, st: DestinationStats, error: Any) -> Any:
         """The request's JSON document, or the error response (Audiohook and activation share the rules)."""
@@ -871,9 +881,9 @@ class _Api:
             except ValueError:
                 return self._ah_error(st, 400, "invalid_field", "ip_address is not an IPv4/IPv6 address", field="ip_address")
         eid = _audiohook_event_id(ev)
-        if prof is not None and eid is not None and eid in prof.poison_ids:
-            st.faults["poison"] += 1
-            return self._fault_response("audiohook", st, 400, "poison", detail=f"poison event {eid}")
+        poisoned = self._poisoned("audiohook", st, prof, (eid,))
+        if poisoned is not None:
+            return poisoned
         self.state.request_seq += 1
         self.state.record(st, (ev,), (eid,), {"pixel_id": pixel_id, "request": self.state.request_seq})
         st.requests[200] += 1
@@ -931,11 +941,9 @@ class _Api:
             elif eid is None and idem is not None:
                 eid = f"{idem}#{index}"
             ids.append(eid)
-        if prof is not None and prof.poison_ids:
-            for eid in ids:
-                if eid is not None and eid in prof.poison_ids:
-                    st.faults["poison"] += 1
-                    return self._fault_response("activation", st, 400, "poison", detail=f"poison event {eid}")
+        poisoned = self._poisoned("activation", st, prof, ids)
+        if poisoned is not None:
+            return poisoned
         self.state.request_seq += 1
         context = {"batch": batch, "idempotency_key": idem, "request": self.state.request_seq}
         dups = self.state.record(st, events, ids, context)
