@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.codec import encode_plain, load_schema_file, parse
 from streams.config import load_config
 from streams.deadletter import H_REASON, H_STAGE, header_dict
 from streams.dev.samples import SampleFactory
+from streams.dev.topics import read_topics
 from streams.metrics import METRICS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bridge.yaml"
@@ -46,30 +47,11 @@ def _bad_records(f: SampleFactory, event: str) -> list[tuple[str, dict[str, Any]
     ]
 
 
-def _read_dead_letters(bootstrap: str, topics: list[str]) -> Counter[str]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"demo-dlt-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False})
+def _dead_letters_by_reason(bootstrap: str, topics: list[str]) -> Counter[str]:
     counts: Counter[str] = Counter()
-    try:
-        tps, want = [], 0
-        for t in topics:
-            md = c.list_topics(t, timeout=10).topics[t]
-            for p in md.partitions:
-                lo, hi = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)
-                if hi > lo:
-                    tps.append(TopicPartition(t, p, lo))
-                    want += hi - lo
-        if tps:
-            c.assign(tps)
-        got, deadline = 0, time.monotonic() + 20
-        while got < want and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is None or m.error() is not None:
-                continue
-            h = header_dict(m.headers())
-            counts[f"{h.get(H_STAGE)}:{h.get(H_REASON)}"] += 1
-            got += 1
-    finally:
-        c.close()
+    for m in read_topics(bootstrap, topics, timeout=20):
+        h = header_dict(m.headers())
+        counts[f"{h.get(H_STAGE)}:{h.get(H_REASON)}"] += 1
     return counts
 
 
@@ -138,7 +120,7 @@ def run_demo(per_event: int = 60, as_json: bool = False, timeout: float = 180.0)
                 for s in metric.samples:
                     if s.name.endswith("_total") and s.value:
                         filtered[f"{s.labels['stage']}:{s.labels['reason']}"] += int(s.value)
-            dead = _read_dead_letters(bootstrap, [r.dlt for r in cfg.routes.values()])
+            dead = _dead_letters_by_reason(bootstrap, [r.dlt for r in cfg.routes.values()])
             lost = produced - delivered - sum(filtered.values()) - sum(dead.values())
             summary = {
                 "produced": produced,

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streams.codec import encode_plain, load_schema_file, parse
 from streams.config import BridgeConfig, load_config
 from streams.deadletter import header_dict
+from streams.dev.topics import read_topics
 from streams.worker import Worker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,29 +119,7 @@ def encoded(route_schema: Path | str, records: Iterable[dict[str, Any]]) -> list
 
 def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[Any]:
     """Every record now in `topic` (all partitions, beginning to high watermark)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False})
-    try:
-        md = c.list_topics(topic, timeout=10).topics.get(topic)
-        if md is None or md.error is not None:
-            return []
-        tps = []
-        for p in md.partitions:
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if hi > lo:
-                tps.append((TopicPartition(topic, p, lo), hi))
-        want = sum(hi - tp.offset for tp, hi in tps)
-        if not want:
-            return []
-        c.assign([tp for tp, _ in tps])
-        out: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while len(out) < want and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is not None and m.error() is None:
-                out.append(m)
-        return out
-    finally:
-        c.close()
+    return read_topics(bootstrap, [topic], timeout)
 
 
 def dead_letters(bootstrap: str, topic: str) -> list[tuple[Any, dict[str, str]]]:
