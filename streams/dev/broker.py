@@ -23,6 +23,7 @@ import importlib
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -33,6 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -274,6 +276,139 @@ def ensure_jars(
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# --------------------------------------------------------------------------------------------- security
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a throwaway PKI: a CA, the broker's certificate and a client certificate (keys unencrypted)."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _random_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """Extra client listeners for :class:`LocalKafka` (the PLAINTEXT listener stays as it is).
+
+    * ``SASL_SSL``: PLAIN and SCRAM-SHA-256/512 for ``users`` (name -> password; SCRAM credentials are
+      written at format time), and OAUTHBEARER with Kafka's built-in *unsecured* JWS validator (it accepts an
+      unsigned ``alg: none`` JWT whose ``sub`` is the principal and whose ``exp`` is in the future; test
+      brokers only);
+    * ``SSL`` with ``ssl.client.auth=required``: the client must present a certificate signed by the CA.
+
+    Both listeners serve the certificate of a CA generated at start; :attr:`LocalKafka.tls` holds its files.
+    """
+
+    users: Mapping[str, str] = field(default_factory=lambda: {"alice": _random_password()})
+    mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+
+
+def generate_tls_files(
+    directory: str | Path, *, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"), name: str = "s2s-test"
+) -> TlsFiles:
+    """A fresh CA (``<name> CA``), a server certificate for ``hosts`` and a client certificate, as PEM files.
+
+    Valid from an hour ago for two days; EC P-256 keys. Needs the ``cryptography`` package.
+    """
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    not_before, not_after = now - dt.timedelta(hours=1), now + dt.timedelta(days=2)
+
+    def key() -> ec.EllipticCurvePrivateKey:
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def subject(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, name), x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = key()
+    ca_name = subject(f"{name} CA")
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )  # keyCertSign, cRLSign
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    def leaf(cn: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]) -> tuple[Any, Any]:
+        k = key()
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(subject(cn))
+            .issuer_name(ca_name)
+            .public_key(k.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        )
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        return k, b.sign(ca_key, hashes.SHA256())
+
+    sans: list[x509.GeneralName] = []
+    for h in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            sans.append(x509.DNSName(h))
+    server_key, server_cert = leaf("kafka-broker", ExtendedKeyUsageOID.SERVER_AUTH, sans)
+    client_key, client_cert = leaf("s2s-bridge-client", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+
+    def write(fname: str, data: bytes, private: bool = False) -> Path:
+        path = d / fname
+        path.write_bytes(data)
+        if private:
+            path.chmod(0o600)
+        return path
+
+    def pem_key(k: Any) -> bytes:
+        return bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    def pem_cert(c: Any) -> bytes:
+        return bytes(c.public_bytes(serialization.Encoding.PEM))
+
+    return TlsFiles(
+        ca_cert=write("ca.pem", pem_cert(ca_cert)),
+        server_cert=write("server.pem", pem_cert(server_cert)),
+        server_key=write("server.key", pem_key(server_key), private=True),
+        client_cert=write("client.pem", pem_cert(client_cert)),
+        client_key=write("client.key", pem_key(client_key), private=True),
+    )
+
+
+def _jaas(module: str, **options: str) -> str:
+    return f"{module} required" + "".join(f' {k}="{v}"' for k, v in options.items()) + ";"
+
+
 # --------------------------------------------------------------------------------------------- brokers
 
 
@@ -422,6 +557,10 @@ class LocalKafka(_Broker):
     (and reused: an already formatted dir is not re-formatted). ``restart()`` keeps data dir and ports,
     ``kill()`` SIGKILLs the JVM (data dir kept) for fault tests. The broker log (log4j output plus JVM
     stdout/stderr) goes to ``log_file``, default ``<data_dir>/server.log``.
+
+    ``security=KafkaSecurity()`` (or ``True``) adds a ``SASL_SSL`` and an mTLS ``SSL`` client listener
+    (see :class:`KafkaSecurity`): :attr:`sasl_ssl_bootstrap`, :attr:`ssl_bootstrap`, :attr:`tls` (PEM files)
+    and :attr:`users`. Everything on the PLAINTEXT listener stays as without it.
     """
 
     kind = "local"
@@ -439,6 +578,7 @@ class LocalKafka(_Broker):
         jvm_args: tuple[str, ...] | list[str] = DEFAULT_JVM_ARGS,
         properties: Mapping[str, object] | None = None,
         startup_timeout: float = 60.0,
+        security: KafkaSecurity | bool | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir(self.version)
         self._owns_data_dir = data_dir is None
@@ -450,6 +590,17 @@ class LocalKafka(_Broker):
             controller_port = controller_port or (free[1] if free[1] != port else _free_ports(1)[0])
         self.port: int = port
         self.controller_port: int = controller_port
+        self.security: KafkaSecurity | None = KafkaSecurity() if security is True else (security or None)
+        self.sasl_ssl_port: int | None = None
+        self.ssl_port: int | None = None
+        if self.security is not None:
+            for user, password in self.security.users.items():
+                if not re.fullmatch(r"[A-Za-z0-9_.@-]+", user) or not re.fullmatch(r"[A-Za-z0-9_.~+/-]+", password):
+                    raise BrokerError(f"user {user!r}: names and passwords of the test broker must be plain tokens")
+            taken = {port, controller_port}
+            extra = [p for p in _free_ports(4) if p not in taken][:2]
+            self.sasl_ssl_port, self.ssl_port = extra
+        self.tls: TlsFiles | None = None
         self.log_level = log_level
         self.jvm_args = tuple(jvm_args)
         self.properties = dict(properties or {})
@@ -464,6 +615,25 @@ class LocalKafka(_Broker):
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        """The SASL_SSL listener (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER); needs ``security``."""
+        if self.sasl_ssl_port is None:
+            raise BrokerError("this LocalKafka was created without security listeners")
+        return f"127.0.0.1:{self.sasl_ssl_port}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        """The SSL listener that requires a client certificate; needs ``security``."""
+        if self.ssl_port is None:
+            raise BrokerError("this LocalKafka was created without security listeners")
+        return f"127.0.0.1:{self.ssl_port}"
+
+    @property
+    def users(self) -> Mapping[str, str]:
+        """SASL PLAIN / SCRAM users of the SASL_SSL listener (name -> password)."""
+        return self.security.users if self.security is not None else {}
 
     @property
     def log_file(self) -> Path | None:
@@ -507,6 +677,13 @@ class LocalKafka(_Broker):
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="s2s-kafka-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.security is not None and self.tls is None:
+            tls_dir = self.data_dir / "tls"
+            if (tls_dir / "client.key").exists():  # a persistent data_dir: keep its PKI
+                names = ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")
+                self.tls = TlsFiles(*(tls_dir / n for n in names))
+            else:
+                self.tls = generate_tls_files(tls_dir)
         server_props, log4j_props = self._write_config()
         classpath = str(libs / "*")
         log_path = self.log_file
@@ -652,6 +829,8 @@ class LocalKafka(_Broker):
             "broker.session.timeout.ms": 4000,
             "broker.heartbeat.interval.ms": 500,
         }
+        if self.security is not None:
+            props.update(self._security_properties())
         props.update(self.properties)
         server_props = self.data_dir / "server.properties"
         server_props.write_text(
@@ -675,6 +854,40 @@ class LocalKafka(_Broker):
         )
         return server_props, log4j_props
 
+    def _security_properties(self) -> dict[str, object]:
+        """Listeners SASL_SSL (all mechanisms) and SSL (client certificate required) next to PLAINTEXT."""
+        assert self.security is not None and self.tls is not None
+        sec, tls = self.security, self.tls
+        sasl_ssl, ssl_ = f"SASL_SSL://127.0.0.1:{self.sasl_ssl_port}", f"SSL://127.0.0.1:{self.ssl_port}"
+        props: dict[str, object] = {
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port},{sasl_ssl},{ssl_}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},{sasl_ssl},{ssl_}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL",
+            # one PEM key store and trust store for both TLS listeners (inline PEM: the key needs no password)
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.certificate.chain": tls.server_cert.read_text().strip(),
+            "ssl.keystore.key": tls.server_key.read_text().strip(),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(tls.ca_cert),
+            "listener.name.ssl.ssl.client.auth": "required",
+            "listener.name.sasl_ssl.ssl.client.auth": "none",
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": ",".join(sec.mechanisms),
+        }
+        for mech in sec.mechanisms:
+            prefix = f"listener.name.sasl_ssl.{mech.lower()}.sasl.jaas.config"
+            if mech == "PLAIN":
+                users = {f"user_{u}": p for u, p in sec.users.items()}
+                props[prefix] = _jaas("org.apache.kafka.common.security.plain.PlainLoginModule", **users)
+            elif mech.startswith("SCRAM-"):
+                props[prefix] = _jaas("org.apache.kafka.common.security.scram.ScramLoginModule")
+            elif mech == "OAUTHBEARER":
+                # no server callback handler configured -> Kafka's unsecured JWS validator (alg none, sub, exp)
+                module = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
+                props[prefix] = _jaas(module, unsecuredLoginStringClaim_sub="broker")
+            else:
+                raise BrokerError(f"unsupported SASL mechanism {mech!r} for the test broker")
+        return props
+
     def _format_storage(self, java: str, classpath: str, server_props: Path, log4j_props: Path) -> None:
         assert self.data_dir is not None and self._log_fh is not None
         if (self.data_dir / "kraft" / "meta.properties").exists():
@@ -696,11 +909,18 @@ class LocalKafka(_Broker):
             str(server_props),
             "--standalone",
         ]
+        shown = list(cmd)  # the command as logged: SCRAM passwords masked
+        if self.security is not None:
+            for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+                if mech in self.security.mechanisms:
+                    for user, password in self.security.users.items():
+                        cmd += ["--add-scram", f"{mech}=[name={user},password={password}]"]
+                        shown += ["--add-scram", f"{mech}=[name={user},password=***]"]
         try:
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, cwd=self.data_dir)
         except subprocess.TimeoutExpired as exc:
-            raise BrokerError(f"kafka-storage format timed out: {' '.join(cmd)}") from exc
-        self._log_fh.write(f"===== s2s-bridge: {' '.join(cmd)}\n".encode() + proc.stdout + proc.stderr)
+            raise BrokerError(f"kafka-storage format timed out: {' '.join(shown)}") from exc
+        self._log_fh.write(f"===== s2s-bridge: {' '.join(shown)}\n".encode() + proc.stdout + proc.stderr)
         self._log_fh.flush()
         if proc.returncode != 0:
             raise BrokerError(f"kafka-storage format failed (exit code {proc.returncode}):\n{_tail(proc.stdout + proc.stderr)}")
@@ -709,7 +929,8 @@ class LocalKafka(_Broker):
 def _prop_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    # java.util.Properties escapes: multi-line values (inline PEM) become one line
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n")
 
 
 # --------------------------------------------------------------------------------------------- factory
