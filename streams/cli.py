@@ -161,6 +161,55 @@ def replay(
 
 
 @app.command()
+def check(
+    config: ConfigOpt,
+    json: Annotated[bool, typer.Option("--json", help="print the report as one JSON object")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds per Kafka / registry call")] = 10.0,
+    auth_probe: Annotated[
+        bool, typer.Option("--auth-probe/--no-auth-probe", help="POST an empty batch (no events) to check credentials")
+    ] = True,
+) -> None:
+    """Check config, Kafka topics and group lag, schema registry and destination auth; exit 1 if something is not OK."""
+    from rich.console import Console
+
+    from streams.ops import render_check, run_check
+
+    cfg = _load(config)
+    report = run_check(cfg, config, timeout=timeout, auth_probes=auth_probe)
+    if json:
+        typer.echo(orjson.dumps(report.as_dict()).decode())
+    else:
+        render_check(report, Console(width=max(120, Console().width)))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def status(
+    config: ConfigOpt,
+    metrics_url: Annotated[
+        list[str] | None, typer.Option(help="a worker's /metrics URL for the paused state (repeatable: one per pod)")
+    ] = None,
+    max_scan: Annotated[int, typer.Option(help="read at most this many records per dead-letter topic")] = 100_000,
+    timeout: Annotated[float, typer.Option(help="seconds per Kafka call")] = 10.0,
+    json: Annotated[bool, typer.Option("--json", help="print the report as one JSON object")] = False,
+) -> None:
+    """Per route: consumer lag, dead letters by stage and reason, paused or not; exit 1 if something could not be read."""
+    from rich.console import Console
+
+    from streams.ops import gather_status, render_status
+
+    cfg = _load(config)
+    if max_scan < 0:
+        raise _fail("--max-scan must be >= 0")
+    report = gather_status(cfg, metrics_urls=metrics_url or (), max_scan=max_scan, timeout=timeout)
+    if json:
+        typer.echo(orjson.dumps(report.as_dict()).decode())
+    else:
+        render_status(report, Console(width=max(120, Console().width)))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
 def demo(
     json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object on the last line")] = False,
     events: Annotated[int, typer.Option(help="good events per schema")] = 60,
