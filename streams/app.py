@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import faust
 from faust.types import EventT
@@ -29,6 +29,49 @@ from streams.pipeline.outcome import Filtered, Payload, Rejected
 from streams.pipeline.transform import RoutePipeline, build_pipelines
 
 log = logging.getLogger("streams.worker")
+
+
+class Record(Protocol):
+    """What the bridge reads of a consumed record: confluent-kafka's `Message` interface."""
+
+    def topic(self) -> str: ...
+    def partition(self) -> int: ...
+    def offset(self) -> int: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def headers(self) -> Any: ...
+    def timestamp(self) -> tuple[int, int]: ...
+
+
+class FaustRecord:
+    """A Faust message seen through the `Record` interface."""
+
+    __slots__ = ("_m",)
+
+    def __init__(self, message: Any) -> None:
+        self._m = message
+
+    def topic(self) -> str:
+        return str(self._m.topic)
+
+    def partition(self) -> int:
+        return int(self._m.partition)
+
+    def offset(self) -> int:
+        return int(self._m.offset)
+
+    def key(self) -> bytes | None:
+        return self._m.key
+
+    def value(self) -> bytes | None:
+        return self._m.value
+
+    def headers(self) -> Any:
+        return self._m.headers
+
+    def timestamp(self) -> tuple[int, int]:
+        ts = self._m.timestamp
+        return (1, int(ts * 1000)) if ts else (0, -1)
 
 
 class Capacity:
@@ -76,24 +119,24 @@ class Bridge:
         self.dead_letters = DeadLetterProducer(confluent_conf(self.config.kafka, **{"client.id": "s2s-bridge-dlt"}))
 
     def create_dead_letter_topics(self) -> None:
-        """Create missing dead-letter topics up front (partitions and replication from the config),
-        so they never depend on broker-side auto-creation."""
+        """Create missing dead-letter topics (and the routes' source topics) up front, with the
+        config's partitions and replication, so they never depend on broker-side auto-creation."""
         from confluent_kafka.admin import AdminClient, NewTopic
 
         k = self.config.kafka
         admin = AdminClient(confluent_conf(k))
         existing = set(admin.list_topics(timeout=15).topics)
-        wanted = sorted({r.dlt for r in self.config.routes.values()} - existing)
+        wanted = sorted({t for r in self.config.routes.values() for t in (r.dlt, r.topic)} - existing)
         if not wanted:
             return
         futures = admin.create_topics([NewTopic(t, k.topic_partitions, k.replication_factor) for t in wanted])
         for topic, fut in futures.items():
             try:
                 fut.result(30)
-                log.info("created dead-letter topic %s", topic)
+                log.info("created topic %s", topic)
             except Exception as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                    raise RuntimeError(f"cannot create dead-letter topic {topic}: {exc}") from None
+                    raise RuntimeError(f"cannot create topic {topic}: {exc}") from None
 
     async def stop(self) -> None:
         for sink in self.sinks.values():
@@ -104,23 +147,31 @@ class Bridge:
     # ------------------------------------------------------------------ per batch of events
 
     async def handle(self, route: str, events: Sequence[EventT]) -> None:
-        """Run the pipeline over a batch of events and settle them in the background."""
+        """Faust engine: run the pipeline over a batch of events and settle them in the background."""
+        self.ledger.track(events)
+        await self.process_batch(route, [FaustRecord(ev.message) for ev in events], lambda: self.ledger.settle(events))
+
+    async def process_batch(self, route: str, records: Sequence[Record], on_settled: Callable[[], object]) -> None:
+        """Run the pipeline over consumed records (in offset order per partition) and settle them in
+        the background; `on_settled` runs once every outcome of the batch is durable."""
         if self.fatal is not None:
             await asyncio.sleep(3600)  # the worker is stopping: take nothing more
-        n = len(events)
+        n = len(records)
         METRICS.consumed.labels(route).inc(n)
         cap = self.capacity[route]
         await cap.acquire(n)
         METRICS.in_flight.labels(route).set(cap.used)
         pipeline = self.pipelines[route]
-        self.ledger.track(events)
         outcomes = []
-        for i, ev in enumerate(events, 1):
-            m = ev.message
-            outcomes.append(await self._process(pipeline, m))
+        process = pipeline.process
+        for i, m in enumerate(records, 1):
+            try:
+                outcomes.append(process(m.value(), m.topic(), m.partition(), m.offset()))
+            except Exception:  # rare (registry down, a bug): the slow path handles it
+                outcomes.append(await self._process(pipeline, m))
             if i % 100 == 0:
                 await asyncio.sleep(0)  # let fetches and HTTP responses in between (latency)
-        task = asyncio.ensure_future(self._settle(route, pipeline, events, outcomes))
+        task = asyncio.ensure_future(self._settle(route, pipeline, records, outcomes, on_settled))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -129,7 +180,7 @@ class Bridge:
         backoff = 0.0
         while True:
             try:
-                out = pipeline.process(m.value, m.topic, m.partition, m.offset)
+                out = pipeline.process(m.value(), m.topic(), m.partition(), m.offset())
             except SchemaRegistryUnavailable as exc:
                 backoff = min(backoff * 2, 30.0) if backoff else 0.5
                 METRICS.paused.labels(pipeline.name).set(1)
@@ -137,13 +188,20 @@ class Bridge:
                 await asyncio.sleep(backoff)
                 continue
             except Exception as exc:  # a bug must not stop the stream or lose the record
-                log.exception("route %s: unexpected error at %s/%d/%d", pipeline.name, m.topic, m.partition, m.offset)
+                log.exception("route %s: unexpected error at %s/%d/%d", pipeline.name, m.topic(), m.partition(), m.offset())
                 out = Rejected("internal", "unexpected_error", f"{type(exc).__name__} in the pipeline", type(exc).__name__)
             if backoff:
                 METRICS.paused.labels(pipeline.name).set(0)
             return out
 
-    async def _settle(self, route: str, pipeline: RoutePipeline, events: Sequence[EventT], outcomes: list[Any]) -> None:
+    async def _settle(
+        self,
+        route: str,
+        pipeline: RoutePipeline,
+        records: Sequence[Record],
+        outcomes: list[Any],
+        on_settled: Callable[[], object],
+    ) -> None:
         cap = self.capacity[route]
         dest = pipeline.destination.name
         sink = self.sinks[dest]
@@ -155,7 +213,7 @@ class Bridge:
             dead: list[tuple[int, DeadLetter]] = []
             for i, out in enumerate(outcomes):
                 if isinstance(out, Rejected):
-                    dead.append((i, self._dead_letter(route, dest, events[i], out)))
+                    dead.append((i, self._dead_letter(route, dest, records[i], out)))
             delivered = 0
             for i, fut in waits:
                 result = await fut  # raises DestinationMisconfigured
@@ -164,7 +222,7 @@ class Bridge:
                     dl = self._dead_letter(
                         route,
                         dest,
-                        events[i],
+                        records[i],
                         Rejected("deliver", result.reason, f"{dest} rejected the event", "DestinationRejected", out.event_id),
                     )
                     dl.http_status, dl.debug, dl.attempts = result.status, result.debug, result.attempts
@@ -175,12 +233,12 @@ class Bridge:
             assert self.dead_letters is not None
             dl_futs = []
             for i, dl in dead:
-                m = events[i].message
-                dl_futs.append(self.dead_letters.send(pipeline.route.dlt, m.key, m.value, dl.headers(m.headers)))
+                m = records[i]
+                dl_futs.append(self.dead_letters.send(pipeline.route.dlt, m.key(), m.value(), dl.headers(m.headers())))
             await asyncio.gather(*dl_futs)  # raises DeadLetterFailed
             # every outcome is durable now: ack (in offset order per partition)
-            self.ledger.settle(events)
-            self.settled += len(events)
+            on_settled()
+            self.settled += len(records)
             if delivered:
                 METRICS.delivered.labels(route, dest).inc(delivered)
             for _, dl in dead:
@@ -199,18 +257,18 @@ class Bridge:
             log.exception("route %s: settling a batch failed", route)
             self._fail(exc)
         finally:
-            await cap.release(len(events))
+            await cap.release(len(records))
             METRICS.in_flight.labels(route).set(cap.used)
 
-    def _dead_letter(self, route: str, dest: str, event: EventT, rej: Rejected) -> DeadLetter:
-        m = event.message
+    def _dead_letter(self, route: str, dest: str, m: Record, rej: Rejected) -> DeadLetter:
+        ts_type, ts = m.timestamp()
         return DeadLetter(
             route=route,
             destination=dest,
-            topic=m.topic,
-            partition=m.partition,
-            offset=m.offset,
-            timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None,
+            topic=m.topic(),
+            partition=m.partition(),
+            offset=m.offset(),
+            timestamp_ms=ts if ts_type and ts >= 0 else None,
             stage=rej.stage,
             reason=rej.reason,
             error_class=rej.error_class,

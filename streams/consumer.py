@@ -1,0 +1,347 @@
+"""The `batch` engine: a confluent-kafka consumer that hands records to the bridge a batch at a time.
+
+Faust's per-message path costs ~73 µs of CPU per record on a 2-core machine (see
+docs/performance.md), more than the whole transform. This engine consumes with
+`Consumer.consume(n)` on a thread of its own and gives the event loop one call per batch; the rest
+of the bridge (pipeline, sinks, dead letters) is the same code the Faust engine runs.
+
+Offsets are committed by this module, never automatically: an `OffsetLedger` keeps, per partition,
+the consumed records as chunks in offset order, and the commit point of a partition only moves
+past a chunk once every record of it (and of every chunk before it) is settled: delivered,
+filtered or dead-lettered. When partitions are revoked in a rebalance, the consumer waits (up to
+`worker.rebalance_wait_s`) for their in-flight records to settle and commits them before letting
+go, so a scale-out does not re-deliver what was already on its way.
+
+Back-pressure: each route holds at most `worker.max_in_flight_events` records between consumption
+and settlement; a route over its limit has its topics' partitions paused (the consumer keeps
+polling, so it stays in the group however long a destination outage lasts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from streams.config import BridgeConfig
+from streams.kafka import confluent_conf
+from streams.metrics import METRICS
+
+log = logging.getLogger("streams.consumer")
+
+TP = tuple[str, int]
+
+
+class _Chunk:
+    """Consecutive records of one partition consumed in one batch, settled together."""
+
+    __slots__ = ("next_offset", "pending")
+
+    def __init__(self, next_offset: int, pending: int) -> None:
+        self.next_offset = next_offset  # the offset to commit once this chunk and all before it are settled
+        self.pending = pending  # routes that still have to settle it
+
+
+class _Partition:
+    __slots__ = ("chunks", "committable", "committed")
+
+    def __init__(self) -> None:
+        self.chunks: deque[_Chunk] = deque()
+        self.committable: int | None = None
+        self.committed: int | None = None
+
+
+class OffsetLedger:
+    """Per partition: what may be committed. Only the settled prefix of the consumed offsets counts.
+
+    `open` is called by the consuming thread, `settle` by the event loop; a lock keeps the two
+    apart (both are per chunk, not per record). A revoked partition's state is dropped: chunks of
+    it that settle later change nothing that can be committed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parts: dict[TP, _Partition] = {}
+
+    def open(self, tp: TP, next_offset: int, pending: int) -> tuple[_Partition, _Chunk]:
+        chunk = _Chunk(next_offset, pending)
+        with self._lock:
+            part = self._parts.get(tp)
+            if part is None:
+                part = self._parts[tp] = _Partition()
+            part.chunks.append(chunk)
+        return part, chunk
+
+    def settle(self, handles: Sequence[tuple[_Partition, _Chunk]]) -> None:
+        with self._lock:
+            for part, chunk in handles:
+                chunk.pending -= 1
+                chunks = part.chunks
+                while chunks and chunks[0].pending <= 0:
+                    part.committable = chunks.popleft().next_offset
+
+    def pending(self, tps: Sequence[TP]) -> int:
+        """Chunks of these partitions not settled yet."""
+        with self._lock:
+            return sum(len(p.chunks) for tp in tps if (p := self._parts.get(tp)) is not None)
+
+    def commit_points(self, tps: Sequence[TP] | None = None) -> dict[TP, int]:
+        """Partitions whose settled prefix moved past their last commit, with the offset to commit."""
+        with self._lock:
+            items = self._parts.items() if tps is None else [(tp, self._parts[tp]) for tp in tps if tp in self._parts]
+            return {
+                tp: p.committable
+                for tp, p in items
+                if p.committable is not None and (p.committed is None or p.committable > p.committed)
+            }
+
+    def committed(self, points: dict[TP, int]) -> None:
+        with self._lock:
+            for tp, offset in points.items():
+                p = self._parts.get(tp)
+                if p is not None and (p.committed is None or offset > p.committed):
+                    p.committed = offset
+
+    def last_committed(self, tp: TP) -> int | None:
+        p = self._parts.get(tp)
+        return None if p is None else p.committed
+
+    def drop(self, tps: Sequence[TP]) -> None:
+        with self._lock:
+            for tp in tps:
+                self._parts.pop(tp, None)
+
+
+Submit = Callable[[str, list[Message], Callable[[], object]], "asyncio.Future[None]"]
+
+
+class BatchConsumer:
+    """Consumes every route's topic on its own thread and hands batches to `bridge.process_batch`."""
+
+    def __init__(self, config: BridgeConfig, bridge: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.bridge = bridge
+        self.loop = loop
+        k = config.kafka
+        w = config.worker
+        self.batch_size = w.batch_size
+        self.limit = w.max_in_flight_events
+        self.commit_interval = k.commit_interval_s
+        self.rebalance_wait = w.rebalance_wait_s
+        self.routes_of: dict[str, list[str]] = {}
+        for name, route in config.routes.items():
+            self.routes_of.setdefault(route.topic, []).append(name)
+        self.held: dict[str, int] = dict.fromkeys(config.routes, 0)
+        self._held_lock = threading.Lock()
+        self.ledger = OffsetLedger()
+        self.assignment: set[TP] = set()
+        self.paused: set[TP] = set()
+        self._stop_fetching = threading.Event()
+        self._closing = False
+        self._stopped = threading.Event()
+        self.error: BaseException | None = None
+        self.assigned_once = threading.Event()
+        conf = confluent_conf(
+            k,
+            **{
+                "group.id": k.group_id,
+                "client.id": k.client_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": k.auto_offset_reset,
+                "session.timeout.ms": int(k.session_timeout_s * 1000),
+                "heartbeat.interval.ms": int(k.heartbeat_interval_s * 1000),
+                "partition.assignment.strategy": "cooperative-sticky",
+                # bounded prefetch: memory, not throughput, is what the defaults (64 MB) cost us
+                "queued.max.messages.kbytes": 16384,
+                "queued.min.messages": 20000,
+            },
+        )
+        self.consumer = Consumer(conf, logger=logging.getLogger("streams.consumer.librdkafka"))
+        self._thread = threading.Thread(target=self._run, name="s2s-consume", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle (event loop side)
+
+    def start(self) -> None:
+        self.consumer.subscribe(
+            sorted(self.routes_of), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        self._thread.start()
+
+    def stop_fetching(self) -> None:
+        """Take no more records (in-flight ones still settle and get committed)."""
+        self._stop_fetching.set()
+
+    async def close(self) -> None:
+        """Stop consuming, commit what is settled, leave the group."""
+        self._stop_fetching.set()
+        self._closing = True
+        await asyncio.to_thread(self._stopped.wait)
+
+    # ------------------------------------------------------------------ the consuming thread
+
+    def _run(self) -> None:
+        next_commit = time.monotonic() + self.commit_interval
+        next_lag = time.monotonic() + 5.0
+        try:
+            while not self._closing:
+                if self._stop_fetching.is_set():
+                    self._pause(set(self.assignment) - self.paused)
+                    self._poll_idle(0.05)
+                else:
+                    self._apply_backpressure()
+                    msgs = self.consumer.consume(self.batch_size, 0.05)
+                    if msgs:
+                        self._dispatch(msgs)
+                now = time.monotonic()
+                if now >= next_commit:
+                    self._commit()
+                    next_commit = now + self.commit_interval
+                if now >= next_lag:
+                    self._report_lag()
+                    next_lag = now + 5.0
+        except BaseException as exc:  # the thread must never die silently
+            log.exception("consumer thread failed")
+            self.error = exc
+        finally:
+            try:
+                self._commit()
+            finally:
+                with contextlib.suppress(Exception):
+                    self.consumer.close()
+                self._stopped.set()
+
+    def _poll_idle(self, timeout: float) -> None:
+        """Keep the consumer alive (rebalance callbacks, group liveness) while every partition is paused."""
+        msgs = self.consumer.consume(self.batch_size, timeout)
+        if msgs:  # fetched before the pause took effect: still ours to process
+            self._dispatch(msgs)
+
+    def _dispatch(self, msgs: list[Message]) -> None:
+        by_route: dict[str, list[Message]] = {}
+        chunks: dict[str, list[tuple[_Partition, _Chunk]]] = {}
+        last: dict[TP, list[Any]] = {}  # tp -> [next offset, records]
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer: %s", err.str())
+                    if err.fatal():
+                        raise KafkaException(err)
+                continue
+            topic = m.topic()
+            assert topic is not None
+            tp = (topic, m.partition() or 0)
+            entry = last.get(tp)
+            if entry is None:
+                last[tp] = [m.offset() + 1, 1]  # type: ignore[operator]
+            else:
+                entry[0] = m.offset() + 1  # type: ignore[operator]
+                entry[1] += 1
+            for route in self.routes_of.get(topic, ()):
+                by_route.setdefault(route, []).append(m)
+        for tp, (next_offset, _) in last.items():
+            routes = self.routes_of.get(tp[0], ())
+            handle = self.ledger.open(tp, next_offset, len(routes))
+            for route in routes:
+                chunks.setdefault(route, []).append(handle)
+        for route, records in by_route.items():
+            with self._held_lock:
+                self.held[route] += len(records)
+            handles = chunks[route]
+            self.loop.call_soon_threadsafe(self._submit, route, records, handles)
+
+    def _submit(self, route: str, records: list[Message], handles: list[tuple[_Partition, _Chunk]]) -> None:
+        """On the event loop: start processing one route's share of a batch."""
+        n = len(records)
+
+        def settled() -> None:
+            self.ledger.settle(handles)
+            with self._held_lock:
+                self.held[route] -= n
+
+        task = asyncio.ensure_future(self.bridge.process_batch(route, records, settled))
+        self.bridge.tasks.add(task)
+        task.add_done_callback(self.bridge.tasks.discard)
+
+    def _apply_backpressure(self) -> None:
+        over = {r for r, n in self.held.items() if n >= self.limit}
+        want_paused = {tp for tp in self.assignment if any(r in over for r in self.routes_of.get(tp[0], ()))}
+        self._pause(want_paused - self.paused)
+        self._resume((self.paused - want_paused) & self.assignment)
+
+    def _pause(self, tps: set[TP]) -> None:
+        if tps:
+            self.consumer.pause([TopicPartition(t, p) for t, p in sorted(tps)])
+            self.paused |= tps
+
+    def _resume(self, tps: set[TP]) -> None:
+        if tps:
+            self.consumer.resume([TopicPartition(t, p) for t, p in sorted(tps)])
+            self.paused -= tps
+
+    def _commit(self, tps: Sequence[TP] | None = None) -> None:
+        points = self.ledger.commit_points(tps)
+        if not points:
+            return
+        try:
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in points.items()], asynchronous=False)
+        except KafkaException as exc:  # retried at the next interval; nothing moves past an unsettled record
+            log.warning("commit failed (retried): %s", exc.args[0].str() if exc.args else exc)
+            return
+        self.ledger.committed(points)
+
+    def _report_lag(self) -> None:
+        for t, p in list(self.assignment):
+            try:
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(t, p), cached=True)
+            except KafkaException:
+                continue
+            done = self.ledger.last_committed((t, p))
+            if high is not None and high >= 0 and done is not None:
+                METRICS.lag.labels(t, str(p)).set(max(0, high - done))
+
+    # ------------------------------------------------------------------ rebalance callbacks (consuming thread)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = {(tp.topic, tp.partition) for tp in partitions}
+        self.ledger.drop(list(tps))  # a partition we get back starts from its committed offset
+        self.assignment |= tps  # paused by the loop if needed (the assignment itself follows this callback)
+        self.assigned_once.set()
+        log.info("assigned %s", _fmt(tps))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        # let what is in flight on these partitions settle, then commit it, before letting them go:
+        # the new owner starts where we stopped instead of re-delivering our in-flight records
+        # (when closing, the worker has already drained: what is still pending was abandoned)
+        deadline = time.monotonic() + (0 if self._closing else self.rebalance_wait)
+        while self.ledger.pending(tps) and time.monotonic() < deadline and self.bridge.fatal is None:
+            time.sleep(0.01)
+        left = self.ledger.pending(tps)
+        self._commit(tps)
+        self.ledger.drop(tps)
+        self.assignment -= set(tps)
+        self.paused -= set(tps)
+        if left:
+            log.warning("revoked %s with %d unsettled batches (they are re-consumed by the new owner)", _fmt(tps), left)
+        else:
+            log.info("revoked %s", _fmt(tps))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        self.ledger.drop(tps)  # no commit: the group has moved on
+        self.assignment -= set(tps)
+        self.paused -= set(tps)
+        log.warning("lost %s (session timed out): in-flight records are re-consumed by the new owner", _fmt(tps))
+
+
+def _fmt(tps: Any) -> str:
+    return ", ".join(f"{t}[{p}]" for t, p in sorted(tps)) or "nothing"
