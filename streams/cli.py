@@ -179,7 +179,7 @@ def check(
     if json:
         typer.echo(orjson.dumps(report.as_dict()).decode())
     else:
-        render_check(report, Console(width=max(120, Console().width)))
+        render_check(report, Console(width=max(160, Console().width)))
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -205,7 +205,7 @@ def status(
     if json:
         typer.echo(orjson.dumps(report.as_dict()).decode())
     else:
-        render_status(report, Console(width=max(120, Console().width)))
+        render_status(report, Console(width=max(160, Console().width)))
     raise typer.Exit(0 if report.ok else 1)
 
 
