@@ -50,8 +50,9 @@ class Result:
 
 
 class Suite:
-    def __init__(self, events: int, seed: int = 1) -> None:
+    def __init__(self, events: int, seed: int = 1, engine: str = "batch") -> None:
         self.events = events
+        self.engine = engine
         self.rng = random.Random(seed)
         WORK.mkdir(parents=True, exist_ok=True)
         self.broker = LocalKafka(log_file=WORK / "broker.log")
@@ -76,6 +77,7 @@ class Suite:
         d = WORK / name
         d.mkdir(parents=True, exist_ok=True)
         kw.setdefault("worker", {"max_in_flight_events": 5_000, "shutdown_grace_s": 10})
+        kw["worker"] = {"engine": self.engine, **kw["worker"]}
         return make_config(d, self.broker.bootstrap_servers, self.emu.base_url, partitions=PARTITIONS, **kw)
 
     def records(self, cfg: BridgeConfig, garbage_share: float = 0.0) -> tuple[list[tuple[bytes, bytes]], set[str]]:
@@ -316,11 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--only", nargs="*", choices=SCENARIOS)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--engine", choices=["batch", "faust"], default="batch", help="the worker's consuming engine")
     args = ap.parse_args(argv)
     results: list[Result] = []
-    with Suite(args.events) as suite:
+    with Suite(args.events, engine=args.engine) as suite:
         print(
-            f"broker {suite.broker.bootstrap_servers}, emulator {suite.emu.base_url}, {args.events} records per scenario",
+            f"broker {suite.broker.bootstrap_servers}, emulator {suite.emu.base_url}, {args.events} records per scenario, "
+            f"{args.engine} engine",
             flush=True,
         )
         for name in args.only or SCENARIOS:

@@ -25,6 +25,8 @@ EXAMPLE = REPO / "examples" / "bridge.yaml"
 WRITE_KEY = "it-write-key-5f1e"
 API_KEY = "it-api-key-77c2"
 PARTITIONS = 3
+# the consuming engine of the configs made here (tests that cover both switch it per run)
+ENGINE = "batch"
 
 
 def make_config(
@@ -86,7 +88,7 @@ def make_config(
         r.pop("dead_letter_topic", None)
     raw["routes"] = selected
     raw["metrics"] = {"host": "127.0.0.1", "port": 0}
-    raw["worker"] = {"shutdown_grace_s": 10, **(worker or {})}
+    raw["worker"] = {"shutdown_grace_s": 10, "engine": ENGINE, **(worker or {})}
     path = tmp_path / f"bridge-{suffix}.yaml"
     path.write_text(yaml.safe_dump({k: v for k, v in raw.items() if not str(k).startswith("x-")}, sort_keys=False))
     return load_config(path), path

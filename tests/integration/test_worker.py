@@ -13,6 +13,7 @@ from streams.dev.emulator import Emulator, EmulatorConfig
 from streams.dev.samples import EVENTS, SampleFactory
 from streams.pipeline.outcome import Payload, Rejected
 from streams.pipeline.transform import build_pipelines
+from tests.integration import harness
 from tests.integration.harness import (
     API_KEY,
     WRITE_KEY,
@@ -28,6 +29,13 @@ from tests.integration.harness import (
 )
 
 pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(autouse=True, params=["batch", "faust"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on both consuming engines (worker.engine)."""
+    monkeypatch.setattr(harness, "ENGINE", request.param)
+    return str(request.param)
 
 
 @pytest.fixture

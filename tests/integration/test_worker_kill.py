@@ -12,6 +12,7 @@ import pytest
 
 from streams.dev.emulator import Emulator, EmulatorConfig
 from streams.dev.samples import SampleFactory
+from tests.integration import harness
 from tests.integration.harness import (
     API_KEY,
     WRITE_KEY,
@@ -26,6 +27,13 @@ from tests.integration.harness import (
 )
 
 pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(autouse=True, params=["batch", "faust"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on both consuming engines (worker.engine)."""
+    monkeypatch.setattr(harness, "ENGINE", request.param)
+    return str(request.param)
 
 
 async def test_sigkill_mid_stream_then_restart_loses_nothing(kafka_bootstrap, tmp_path):
