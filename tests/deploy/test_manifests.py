@@ -142,8 +142,19 @@ def _check_triggerauthentication(doc: dict[str, Any]) -> None:
         )
 
 
+def _check_prometheusrule(doc: dict[str, Any]) -> None:
+    # the full structure check lives with the rule tests (tests/deploy/test_observability.py)
+    from tests.deploy.test_observability import RuleError, check_prometheus_rule
+
+    try:
+        check_prometheus_rule(doc)
+    except RuleError as exc:
+        raise CrdError(str(exc)) from None
+
+
 CRD_CHECKS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): _check_servicemonitor,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): _check_prometheusrule,
     ("keda.sh/v1alpha1", "ScaledObject"): _check_scaledobject,
     ("keda.sh/v1alpha1", "TriggerAuthentication"): _check_triggerauthentication,
 }
@@ -178,6 +189,7 @@ def test_overlay_renders_and_validates(overlay: str) -> None:
         "Service",
         "PodDisruptionBudget",
         "ServiceMonitor",
+        "PrometheusRule",
         "ScaledObject",
         "TriggerAuthentication",
     }
