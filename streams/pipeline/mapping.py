@@ -58,9 +58,13 @@ class MappingSpecError(ValueError):
     """The mapping itself is wrong (a config error): the message names the section and key."""
 
 
+def _path_parts(path: str) -> tuple[str, ...]:
+    return tuple(p for p in path.split(".") if p)
+
+
 def compile_path(path: str) -> Callable[[Any], Any]:
     """A getter for a dotted path; a missing step yields the _MISSING sentinel."""
-    parts = tuple(p for p in path.split(".") if p)
+    parts = _path_parts(path)
     if not parts:
         return lambda rec: rec
     if len(parts) == 1:
@@ -130,6 +134,12 @@ def _iso_millis(millis: int) -> str:
 
 def _json_value(value: Any, ts_fmt: TimestampFormat) -> Any:
     """Keep JSON types as they are; turn Avro logical types into JSON ones."""
+    t = type(value)
+    # exact lists and dicts first (arrays of records: the common non-scalar), same result as below
+    if t is list:
+        return [v if type(v) in _JSON_TYPES else _json_value(v, ts_fmt) for v in value]
+    if t is dict:
+        return {k: v if type(v) in _JSON_TYPES else _json_value(v, ts_fmt) for k, v in value.items()}
     if value is None or isinstance(value, _JSON_SCALARS):
         return value
     if isinstance(value, dt.datetime):
@@ -222,12 +232,18 @@ class Mapping:
         self.country_targets: list[tuple[str, str]] = []
         self._ops: list[tuple[str, Callable[[Any, dict[str, dict[str, Any]]], None]]] = []
         self.sections = [s for s in SECTIONS if s in spec]
+        # what each op does, for the generated `apply` (None: call the op itself)
+        plan: list[tuple[str, str, tuple[Any, ...] | None, Callable[[Any, dict[str, dict[str, Any]]], None]]] = []
         for section in self.sections:
             fields = dict(spec[section] or {})
             keep_nulls = bool(fields.pop("_keep_nulls", False))
             for key, fspec in fields.items():
-                self._ops.append((section, self._compile(section, key, fspec, keep_nulls)))
+                self._plan_entry: tuple[Any, ...] | None = None
+                op = self._compile(section, key, fspec, keep_nulls)
+                self._ops.append((section, op))
+                plan.append((section, key, self._plan_entry, op))
         self._funcs = tuple(op for _section, op in self._ops)
+        self.apply = self._generate(plan)  # type: ignore[method-assign,assignment]
 
     # -- compile --------------------------------------------------------------
 
@@ -246,9 +262,11 @@ class Mapping:
             raise MappingSpecError(f"{where}: unknown option(s) {sorted(unknown)}; allowed: {sorted(_SPEC_KEYS)}")
         if fspec.get("country"):
             self.country_targets.append((section, key))
+            self._plan_entry = ("country",)
             return lambda rec, out: None
         if "const" in fspec:
             const = fspec["const"]
+            self._plan_entry = ("const", const)
 
             def put_const(rec: Any, out: dict[str, dict[str, Any]]) -> None:
                 out[section][key] = const
@@ -281,7 +299,9 @@ class Mapping:
 
         if key_getter is None and not required and default is None and not keep_null:
             # the common shapes, specialised: same results as the general `put` below
+            parts = _path_parts(str(path))
             if consent:
+                self._plan_entry = ("consent", parts)
 
                 def put_consent(rec: Any, out: dict[str, dict[str, Any]]) -> None:
                     v = getter(rec)
@@ -293,6 +313,7 @@ class Mapping:
 
                 return put_consent
             if identity is not None:
+                self._plan_entry = ("identity", parts)
 
                 def put_identity(rec: Any, out: dict[str, dict[str, Any]]) -> None:
                     v = getter(rec)
@@ -302,6 +323,7 @@ class Mapping:
 
                 return put_identity
             if as_ is not None:
+                self._plan_entry = ("coerced", parts, as_)
 
                 def put_coerced(rec: Any, out: dict[str, dict[str, Any]]) -> None:
                     v = getter(rec)
@@ -310,6 +332,8 @@ class Mapping:
                     out[section][key] = _coerce(v, as_, ts_fmt)
 
                 return put_coerced
+
+            self._plan_entry = ("value", parts)
 
             def put_value(rec: Any, out: dict[str, dict[str, Any]]) -> None:
                 v = getter(rec)
@@ -361,6 +385,7 @@ class Mapping:
         exclude = frozenset([exclude_spec] if isinstance(exclude_spec, str) else exclude_spec)
         keep_null = bool(fspec.get("keep_null", False))
         ts_fmt = self.ts_fmt
+        self._plan_entry = ("rest", _path_parts(str(fspec.get("from", ""))), exclude, keep_null)
 
         def put_rest(rec: Any, out: dict[str, dict[str, Any]]) -> None:
             src = getter(rec)
@@ -381,7 +406,123 @@ class Mapping:
     # -- apply ----------------------------------------------------------------
 
     def apply(self, record: dict[str, Any]) -> Mapped:
+        """Map one record (replaced per instance by the generated function of `_generate`)."""
+        return self.apply_ops(record)
+
+    def apply_ops(self, record: dict[str, Any]) -> Mapped:
+        """Map one record by running the compiled ops one by one (the reference for `_generate`)."""
         out: dict[str, dict[str, Any]] = {s: {} for s in self.sections}
         for op in self._funcs:
             op(record, out)
         return Mapped(out)
+
+    def _generate(
+        self, plan: list[tuple[str, str, tuple[Any, ...] | None, Callable[[Any, dict[str, dict[str, Any]]], None]]]
+    ) -> Callable[[dict[str, Any]], Mapped]:
+        """One Python function for the whole mapping, generated once per route.
+
+        It does what `apply_ops` does, op by op in the same order (so the same keys in the same
+        order), without a call per field: path lookups inlined (a first-level sub-record is
+        looked up once and shared by the fields under it), the common field shapes written out;
+        the rare shapes (defaults, required, keep_null, keys from the record) call their op.
+        """
+        consts: dict[str, Any] = {
+            "_MISSING": _MISSING,
+            "_Mapped": Mapped,
+            "_JSON_SCALARS": _JSON_SCALARS,
+            "_json_value": _json_value,
+            "_coerce": _coerce,
+            "_normalize_consent": normalize_consent,
+            "_datetime": dt.datetime,
+            "_UTC": dt.UTC,
+            "_apply_ops": self.apply_ops,
+        }
+        ts = repr(self.ts_fmt)
+        sec = {s: f"s{i}" for i, s in enumerate(self.sections)}
+        lines = ["def apply(rec):"]
+        lines.append("    if type(rec) is not dict:")  # not a plain dict: the op-by-op path
+        lines.append("        return _apply_ops(rec)")
+        lines += [f"    {sec[s]} = {{}}" for s in self.sections]
+        lines.append("    out = {" + ", ".join(f"{s!r}: {sec[s]}" for s in self.sections) + "}")
+        prefixes: dict[str, str] = {}
+
+        def const(value: Any) -> str:
+            name = f"_k{len(consts)}"
+            consts[name] = value
+            return name
+
+        def fetch(parts: tuple[str, ...]) -> str:
+            """Statements that set `v` to what compile_path(parts) returns, None when missing
+            (the field shapes inlined here treat a missing value and null alike); rec is a dict."""
+            if not parts:
+                lines.append("    v = rec")
+            elif len(parts) == 1:
+                lines.append(f"    v = rec.get({parts[0]!r})")
+            elif len(parts) == 2:
+                p = prefixes.get(parts[0])
+                if p is None:
+                    p = prefixes[parts[0]] = f"p{len(prefixes)}"
+                    lines.append(f"    {p} = rec.get({parts[0]!r})")
+                    lines.append(f"    {p}_ok = type({p}) is dict or isinstance({p}, dict)")
+                lines.append(f"    v = {p}.get({parts[1]!r}) if {p}_ok else None")
+            else:
+                lines.append(f"    v = {const(compile_path('.'.join(parts)))}(rec)")
+                lines.append("    if v is _MISSING:")
+                lines.append("        v = None")
+            return "v"
+
+        for section, key, entry, op in plan:
+            target = f"{sec[section]}[{key!r}]"
+            kind = entry[0] if entry is not None else "call"
+            if kind == "country":
+                continue
+            if kind == "const":
+                assert entry is not None
+                lines.append(f"    {target} = {const(entry[1])}")
+            elif kind in ("value", "identity", "consent", "coerced"):
+                assert entry is not None
+                fetch(entry[1])
+                if kind == "consent":
+                    lines.append("    if v is True or v is False:")
+                    lines.append(f"        {target} = v")
+                    lines.append("    elif v is not None:")
+                    lines.append("        v = _normalize_consent(v)")
+                    lines.append("        if v is not None:")
+                    lines.append(f"            {target} = v")
+                    continue
+                lines.append("    if v is not None:")
+                if kind == "value":
+                    lines.append(f"        {target} = v if isinstance(v, _JSON_SCALARS) else _json_value(v, {ts})")
+                elif kind == "identity":
+                    lines.append(f"        {target} = v if isinstance(v, str) else str(v)")
+                elif entry[2] == "timestamp" and self.ts_fmt == "iso":
+                    # format_timestamp's fast path (UTC/naive datetime), else the full coercion
+                    lines.append("        tz = v.tzinfo if type(v) is _datetime else False")
+                    lines.append("        if (tz is None or tz is _UTC) and v.year >= 1000:")
+                    lines.append(f"            {target} = v.isoformat(timespec='milliseconds')[:23] + 'Z'")
+                    lines.append("        else:")
+                    lines.append(f"            {target} = _coerce(v, 'timestamp', {ts})")
+                else:
+                    lines.append(f"        {target} = _coerce(v, {entry[2]!r}, {ts})")
+            elif kind == "rest":
+                assert entry is not None
+                _kind, parts, exclude, keep_null = entry
+                fetch(parts)
+                t = sec[section]
+                lines.append("    if isinstance(v, dict):")
+                lines.append("        for k, x in v.items():")
+                lines.append(f"            if k in {const(exclude)} or k in {t}:")
+                lines.append("                continue")
+                lines.append("            if x is None:")
+                if keep_null:
+                    lines.append(f"                {t}[k] = None")
+                lines.append("                continue")
+                lines.append(f"            {t}[k] = x if isinstance(x, _JSON_SCALARS) else _json_value(x, {ts})")
+            else:
+                lines.append(f"    {const(op)}(rec, out)")
+        lines.append("    return _Mapped(out)")
+        source = "\n".join(lines) + "\n"
+        exec(compile(source, "<generated mapping>", "exec"), consts)  # noqa: S102 - our own generated code
+        fn: Callable[[dict[str, Any]], Mapped] = consts["apply"]
+        fn.__doc__ = source
+        return fn
