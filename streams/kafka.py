@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from streams.config import KafkaSettings
+
+
+class _SaslRedactor(logging.Filter):
+    """aiokafka logs every request and response at DEBUG, SASL ones included: the PLAIN password, the
+    OAuth bearer token and the SCRAM exchange would be in the logs. Their bytes are replaced."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(type(a).__name__.startswith("SaslAuthenticate") for a in args):
+            record.args = tuple(
+                f"{type(a).__name__}(<sasl_auth_bytes redacted>)" if type(a).__name__.startswith("SaslAuthenticate") else a
+                for a in args
+            )
+        return True
+
+
+_REDACTOR = _SaslRedactor()
+
+
+def redact_client_logs() -> None:
+    """Keep SASL secrets out of aiokafka's debug logs (idempotent; done on import of this module)."""
+    conn = logging.getLogger("aiokafka.conn")
+    if _REDACTOR not in conn.filters:
+        conn.addFilter(_REDACTOR)
+
+
+redact_client_logs()
 
 
 def confluent_conf(k: KafkaSettings, **extra: Any) -> dict[str, Any]:
@@ -40,6 +68,33 @@ def confluent_conf(k: KafkaSettings, **extra: Any) -> dict[str, Any]:
         conf["ssl.endpoint.identification.algorithm"] = "https" if k.tls.check_hostname else "none"
     conf.update(extra)
     return conf
+
+
+class KafkaUnavailable(Exception):
+    """The cluster cannot be used: unreachable, TLS or authentication failure (the message says which)."""
+
+
+def connect_admin(k: KafkaSettings, timeout: float = 15.0) -> tuple[Any, Any]:
+    """An AdminClient and the cluster metadata, or KafkaUnavailable with librdkafka's reason.
+
+    A plain ``list_topics`` only says "Broker transport failure" when the password is wrong or the CA
+    does not match; the reason (``SASL authentication error: ...``, ``certificate verify failed``) comes
+    through the error callback, which this collects. Messages never contain secrets.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[KafkaError] = []
+    admin = AdminClient(confluent_conf(k, error_cb=errors.append))
+    try:
+        return admin, admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        admin.poll(0.5)  # serves the error callback
+        reasons = [e.str() for e in errors if e.code() != KafkaError._ALL_BROKERS_DOWN] or [exc.args[0].str()]
+        how = k.security_protocol + (f"/{k.sasl.mechanism}" if k.sasl is not None else "")
+        raise KafkaUnavailable(
+            f"cannot use Kafka at {k.bootstrap_servers} ({how}): {'; '.join(dict.fromkeys(reasons))}"
+        ) from None
 
 
 def faust_credentials(k: KafkaSettings) -> Any:
