@@ -683,7 +683,8 @@ class LocalKafka(_Broker):
                 names = ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")
                 self.tls = TlsFiles(*(tls_dir / n for n in names))
             else:
-                self.tls = generate_tls_files(tls_dir)
+                # the broker advertises 127.0.0.1 only; any other name fails the clients' hostname check
+                self.tls = generate_tls_files(tls_dir, hosts=("127.0.0.1",))
         server_props, log4j_props = self._write_config()
         classpath = str(libs / "*")
         log_path = self.log_file
