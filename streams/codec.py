@@ -166,7 +166,7 @@ class _Unsupported(Exception):
     """The compiler does not handle this schema feature: use fastavro."""
 
 
-class _Malformed(ValueError):
+class MalformedAvro(ValueError):
     """Raised by compiled readers on impossible lengths / indices."""
 
 
@@ -178,7 +178,7 @@ def _read_long(data: bytes, pos: int) -> tuple[int, int]:
     shift = 7
     while b & 0x80:
         if shift >= 70:
-            raise _Malformed("varint longer than 10 bytes")
+            raise MalformedAvro("varint longer than 10 bytes")
         b = data[pos]
         pos += 1
         n |= (b & 0x7F) << shift
@@ -235,7 +235,7 @@ class _ReaderCompiler:
         self.long(ind, n)
         self.emit(ind, f"{e} = pos + {n}")
         self.emit(ind, f"if {n} < 0 or {e} > L:")
-        self.emit(ind + 1, "raise _Malformed('bad length')")
+        self.emit(ind + 1, "raise MalformedAvro('bad length')")
         self.emit(ind, f"{target} = data[pos:{e}]{'.decode()' if decode else ''}")
         self.emit(ind, f"pos = {e}")
 
@@ -302,7 +302,7 @@ class _ReaderCompiler:
             e = self.var("e")
             self.emit(ind, f"{e} = pos + {int(w['size'])}")
             self.emit(ind, f"if {e} > L:")
-            self.emit(ind + 1, "raise _Malformed('truncated fixed')")
+            self.emit(ind + 1, "raise MalformedAvro('truncated fixed')")
             self.emit(ind, f"{target} = data[pos:{e}]")
             self.emit(ind, f"pos = {e}")
         elif t == "enum":
@@ -409,7 +409,7 @@ class _ReaderCompiler:
             self.emit(ind, f"{'if' if index == 0 else 'elif'} b == {2 * index}:")
             self.read(wb, rb, ind + 1, target)
         self.emit(ind, "else:")
-        self.emit(ind + 1, "raise _Malformed('union index out of range')")
+        self.emit(ind + 1, "raise MalformedAvro('union index out of range')")
 
     def read_record(self, w: dict[str, Any], r: Any, ind: int, target: str) -> None:
         keys: list[str] = []
@@ -470,7 +470,7 @@ class _ReaderCompiler:
             n = self.var("n")
             self.long(ind, n)
             self.emit(ind, f"if {n} < 0:")
-            self.emit(ind + 1, "raise _Malformed('bad length')")
+            self.emit(ind + 1, "raise MalformedAvro('bad length')")
             self.emit(ind, f"pos += {n}")
         elif t in ("array", "map"):
             inner = w["items"] if t == "array" else w["values"]
@@ -483,7 +483,7 @@ class _ReaderCompiler:
             size = self.var("n")
             self.long(ind + 2, size)
             self.emit(ind + 2, f"if {size} < 0:")
-            self.emit(ind + 3, "raise _Malformed('bad block size')")
+            self.emit(ind + 3, "raise MalformedAvro('bad block size')")
             self.emit(ind + 2, f"pos += {size}")
             self.emit(ind + 1, "else:")
             self.emit(ind + 2, f"for _ in range({count}):")
@@ -502,7 +502,7 @@ class _ReaderCompiler:
                 self.skip(branch, ind + 1)
                 self.emit(ind + 1, "pass")
             self.emit(ind, "else:")
-            self.emit(ind + 1, "raise _Malformed('union index out of range')")
+            self.emit(ind + 1, "raise MalformedAvro('union index out of range')")
         elif t == "record":
             for f in w["fields"]:
                 self.skip(f["type"], ind)
@@ -517,7 +517,7 @@ class _ReaderCompiler:
         source = "\n".join(self.lines) + "\n"
         namespace: dict[str, Any] = {
             "_read_long": _read_long,
-            "_Malformed": _Malformed,
+            "MalformedAvro": MalformedAvro,
             "_unpack_float": _unpack_float,
             "_unpack_double": _unpack_double,
             **self.consts,

@@ -48,6 +48,7 @@ __all__ = [
     "country_from_locale",
     "format_country",
     "resolve_country",
+    "resolve_country_values",
     "to_alpha2",
 ]
 
@@ -289,22 +290,29 @@ def resolve_country(sources: CountrySources, default: str | None = None) -> tupl
     international numbers can tell: national formats are parsed without a default
     region) -> the IP address -> the locale -> ``default`` (any accepted spelling).
     """
-    if sources.country:
-        a2 = to_alpha2(sources.country)
+    return resolve_country_values(sources.country, sources.phone, sources.ip, sources.locale, default)
+
+
+def resolve_country_values(
+    country: str | None, phone: str | None, ip: str | None, locale: str | None, default: str | None = None
+) -> tuple[str, CountrySource] | None:
+    """`resolve_country` of ``CountrySources(country, phone, ip, locale)`` without building it (hot path)."""
+    if country:
+        a2 = to_alpha2(country)
         if a2 is not None:
             return a2, "field"
-    if sources.phone:
-        region = phone_region(sources.phone, None)
+    if phone:
+        region = phone_region(phone, None)
         if region is not None:
             a2 = to_alpha2(region)  # maps phonenumbers' AC/TA to SH, drops XK
             if a2 is not None:
                 return a2, "phone"
-    if sources.ip:
-        a2 = country_from_ip(sources.ip)
+    if ip:
+        a2 = country_from_ip(ip)
         if a2 is not None:
             return a2, "ip"
-    if sources.locale:
-        a2 = country_from_locale(sources.locale)
+    if locale:
+        a2 = country_from_locale(locale)
         if a2 is not None:
             return a2, "locale"
     if default:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
@@ -35,6 +35,7 @@ __all__ = [
     "IdentifierKind",
     "IdentityProfile",
     "PhoneFormat",
+    "cached_identifier",
     "identifier",
     "is_sha256_hex",
     "normalize_email",
@@ -65,6 +66,14 @@ class IdentityProfile:
     phone_format: PhoneFormat = "e164"
     fold_gmail: bool = False
     lowercase_names: bool = True
+    # the profile is part of every identifier cache key: hash it once, not in Python per lookup
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.hash, self.phone_format, self.fold_gmail, self.lowercase_names)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 # --------------------------------------------------------------------------- helpers
@@ -288,6 +297,32 @@ def _e164(value: str, region: str | None) -> str | None:
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=_CACHE_SIZE)
+def _e164_plus(value: str) -> str | None | Literal[False]:
+    """`_e164`'s region-independent fast paths for ``+...`` input, False when they do not decide.
+
+    For a value starting with ``+`` neither fast path looks at the region (`_prepare_phone` only
+    uses it for a leading ``00``), so country resolution (no region) and identifier normalisation
+    (the record's region) share one cache entry instead of computing the same number twice.
+    """
+    fast = _fast_e164(value)
+    if fast is not False:
+        return fast
+    prepared = _prepare_phone(value, None)
+    if _INTL_FORMATTED.fullmatch(prepared):
+        return _fast_e164("+" + _NON_DIGIT.sub("", prepared))
+    return False
+
+
+def _e164_for(value: str, region: str | None) -> str | None:
+    """`_e164(value, region)`, through the shared entry of `_e164_plus` for ``+...`` input."""
+    if value[:1] == "+":
+        fast = _e164_plus(value)
+        if fast is not False:
+            return fast
+    return _e164(value, region)
+
+
 def _region_key(default_region: str | None) -> str | None:
     if not default_region or not isinstance(default_region, str):
         return None
@@ -312,7 +347,7 @@ def normalize_phone(value: str, default_region: str | None, fmt: str = "e164") -
     """
     if not isinstance(value, str):
         return None
-    e164 = _e164(value, _region_key(default_region))
+    e164 = _e164_for(value, _region_key(default_region))
     if e164 is None:
         return None
     if fmt == "e164":
@@ -353,7 +388,7 @@ def phone_region(value: str, default_region: str | None) -> str | None:
     """
     if not isinstance(value, str):
         return None
-    e164 = _e164(value, _region_key(default_region))
+    e164 = _e164_for(value, _region_key(default_region))
     return None if e164 is None else _region_of_e164(e164)
 
 
@@ -402,9 +437,7 @@ def identifier(
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
-def _identifier(
-    kind: IdentifierKind, value: str, profile: IdentityProfile, default_region: str | None
-) -> str | None:
+def _identifier(kind: IdentifierKind, value: str, profile: IdentityProfile, default_region: str | None) -> str | None:
     trimmed = _trim(value)
     if is_sha256_hex(trimmed):
         return trimmed.lower()
@@ -422,3 +455,7 @@ def _identifier(
     if normalised is None:
         return None
     return sha256_hex(normalised) if profile.hash else normalised
+
+
+#: `identifier` for a ``str`` value (the caller checked): the cached function itself, one call less.
+cached_identifier = _identifier

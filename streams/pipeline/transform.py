@@ -19,8 +19,8 @@ from streams.destinations import DestinationAPI, make_destination
 from streams.destinations.audiohook import MissingRequiredField
 from streams.destinations.base import EVENT_ID
 from streams.pipeline import consent as consent_mod
-from streams.pipeline.country import CountrySources, format_country, resolve_country
-from streams.pipeline.identity import IdentityProfile, identifier
+from streams.pipeline.country import format_country, resolve_country_values
+from streams.pipeline.identity import IdentityProfile, cached_identifier, identifier
 from streams.pipeline.mapping import _MISSING, Mapping, MappingError, compile_path
 from streams.pipeline.outcome import Filtered, Outcome, Payload, Rejected
 
@@ -125,9 +125,19 @@ class RoutePipeline:
         return Payload(event_id, body)
 
     def _enrich(self, record: dict[str, Any], sections: dict[str, dict[str, Any]], event_id: str) -> Rejected | None:
-        raw = [g(record) if g is not None else None for g in self._country_getters]
-        src = CountrySources(*(v if isinstance(v, str) and v else None for v in raw))
-        found = resolve_country(src, self.default_country)
+        # the country sources: non-empty strings, else None (resolve_country of CountrySources)
+        g_country, g_phone, g_ip, g_locale = self._country_getters
+        country = g_country(record) if g_country is not None else None
+        phone = g_phone(record) if g_phone is not None else None
+        ip = g_ip(record) if g_ip is not None else None
+        locale = g_locale(record) if g_locale is not None else None
+        found = resolve_country_values(
+            country if isinstance(country, str) and country else None,
+            phone if isinstance(phone, str) and phone else None,
+            ip if isinstance(ip, str) and ip else None,
+            locale if isinstance(locale, str) and locale else None,
+            self.default_country,
+        )
         if found is None:
             return Rejected(
                 "enrich",
@@ -166,6 +176,7 @@ class RoutePipeline:
                 present += 1
             else:
                 del body[key]
+        profile = self.profile
         for section, key, kind in self._identity_targets:
             body = sections.get(section)
             if body is None:
@@ -173,7 +184,10 @@ class RoutePipeline:
             raw_value = body.get(key)
             if raw_value is None:
                 continue
-            norm = identifier(kind, raw_value, self.profile, alpha2)  # type: ignore[arg-type]
+            if type(raw_value) is str:
+                norm = cached_identifier(kind, raw_value, profile, alpha2)
+            else:
+                norm = identifier(kind, raw_value, profile, alpha2)  # type: ignore[arg-type]
             if norm is None:
                 del body[key]  # invalid email/phone: never send it raw
             else:
