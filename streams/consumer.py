@@ -143,6 +143,7 @@ class BatchConsumer:
         self.ledger = OffsetLedger()
         self.assignment: set[TP] = set()
         self.paused: set[TP] = set()
+        self._over: set[str] = set()  # routes holding their limit of in-flight records (paused)
         self._stop_fetching = threading.Event()
         self._closing = False
         self._stopped = threading.Event()
@@ -273,6 +274,10 @@ class BatchConsumer:
 
     def _apply_backpressure(self) -> None:
         over = {r for r, n in self.held.items() if n >= self.limit}
+        if over != self._over:
+            for route in over ^ self._over:
+                METRICS.paused.labels(route).set(1 if route in over else 0)
+            self._over = over
         want_paused = {tp for tp in self.assignment if any(r in over for r in self.routes_of.get(tp[0], ()))}
         self._pause(want_paused - self.paused)
         self._resume((self.paused - want_paused) & self.assignment)
@@ -327,19 +332,23 @@ class BatchConsumer:
             time.sleep(0.01)
         left = self.ledger.pending(tps)
         self._commit(tps)
-        self.ledger.drop(tps)
-        self.assignment -= set(tps)
-        self.paused -= set(tps)
+        self._forget(tps)
         if left:
             log.warning("revoked %s with %d unsettled batches (they are re-consumed by the new owner)", _fmt(tps), left)
         else:
             log.info("revoked %s", _fmt(tps))
 
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        tps = [(tp.topic, tp.partition) for tp in partitions]
-        self.ledger.drop(tps)  # no commit: the group has moved on
+    def _forget(self, tps: list[TP]) -> None:
+        self.ledger.drop(tps)
         self.assignment -= set(tps)
         self.paused -= set(tps)
+        for t, p in tps:  # another member reports these now
+            with contextlib.suppress(KeyError):
+                METRICS.lag.remove(t, str(p))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        self._forget(tps)  # no commit: the group has moved on
         log.warning("lost %s (session timed out): in-flight records are re-consumed by the new owner", _fmt(tps))
 
 

@@ -122,6 +122,8 @@ class Worker:
         return 0
 
     def _on_health(self, destination: str, unhealthy: bool) -> None:
+        if self.consumer is not None:
+            return  # the batch engine reports its own pausing (partitions really paused)
         for name, route in self.config.routes.items():
             if route.destination == destination:
                 METRICS.paused.labels(name).set(1 if unhealthy else 0)
