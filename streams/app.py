@@ -103,6 +103,7 @@ class Bridge:
         self.pipelines: dict[str, RoutePipeline] = build_pipelines(config, destinations=self.apis)
         self.sinks: dict[str, Sink] = {}
         self.capacity: dict[str, Capacity] = {}
+        self._transforming: dict[str, asyncio.Lock] = {}
         self.dead_letters: DeadLetterProducer | None = None
         self.fatal: BaseException | None = None
         self.tasks: set[asyncio.Task[None]] = set()
@@ -116,6 +117,7 @@ class Bridge:
             await asyncio.to_thread(self.create_dead_letter_topics)
         self.sinks = {n: Sink(api) for n, api in self.apis.items()}
         self.capacity = {r: Capacity(self.config.worker.max_in_flight_events) for r in self.config.routes}
+        self._transforming = {r: asyncio.Lock() for r in self.config.routes}
         self.dead_letters = DeadLetterProducer(confluent_conf(self.config.kafka, **{"client.id": "s2s-bridge-dlt"}))
 
     def create_dead_letter_topics(self) -> None:
@@ -164,13 +166,16 @@ class Bridge:
         pipeline = self.pipelines[route]
         outcomes = []
         process = pipeline.process
-        for i, m in enumerate(records, 1):
-            try:
-                outcomes.append(process(m.value(), m.topic(), m.partition(), m.offset()))
-            except Exception:  # rare (registry down, a bug): the slow path handles it
-                outcomes.append(await self._process(pipeline, m))
-            if i % 100 == 0:
-                await asyncio.sleep(0)  # let fetches and HTTP responses in between (latency)
+        # one batch at a time per route, in arrival order: interleaving batches would delay the
+        # first one's delivery until all of them are transformed
+        async with self._transforming[route]:
+            for i, m in enumerate(records, 1):
+                try:
+                    outcomes.append(process(m.value(), m.topic(), m.partition(), m.offset()))
+                except Exception:  # rare (registry down, a bug): the slow path handles it
+                    outcomes.append(await self._process(pipeline, m))
+                if i % 100 == 0:
+                    await asyncio.sleep(0)  # let HTTP responses and settling in between (latency)
         task = asyncio.ensure_future(self._settle(route, pipeline, records, outcomes, on_settled))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

@@ -31,6 +31,6 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Faust/aiokafka are chatty at INFO
-    for noisy in ("faust", "aiokafka", "mode"):  # noqa: B007
+    # Faust/aiokafka are chatty at INFO; the HTTP clients log every request (thousands a second)
+    for noisy in ("faust", "aiokafka", "mode", "httpx", "httpx2", "httpcore"):  # noqa: B007
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
