@@ -211,10 +211,23 @@ class Suite:
         self.wait(lambda: self.delivered() >= want * 0.2, 300, "20% delivered")
         self.emu.admin.set_faults("zeotap", outage_for_seconds=60)
         t_out = time.monotonic()
+        rss: list[tuple[float, int]] = []  # (seconds into the outage, worker RSS in kB)
+        while time.monotonic() - t_out < 60 and p.poll() is None:
+            kb = rss_kb(p.pid)
+            if kb:
+                rss.append((time.monotonic() - t_out, kb))
+            time.sleep(1.0)
         self.settle(cfg, want, timeout=400)
         self.stop(p)
         r = self.account("3. destination down for 60 s, then back", cfg, filtered, t0)
         r.notes = [f"all delivered {time.monotonic() - t_out:.0f}s after the outage began"]
+        if rss:
+            early = [kb for t, kb in rss if 5 <= t <= 15] or [rss[0][1]]
+            late = [kb for t, kb in rss if t >= 45] or [rss[-1][1]]
+            r.notes.append(
+                f"worker RSS during the outage: {max(early) / 1024:.0f} MB at 5-15 s, {max(late) / 1024:.0f} MB at 45-60 s, "
+                f"peak {max(kb for _, kb in rss) / 1024:.0f} MB"
+            )
         return r
 
     def flaky(self) -> Result:
@@ -308,6 +321,16 @@ class Suite:
         ]
         r.dead_lettered = dead_first - s1.delivered - s1.filtered  # still unresolved after the replay
         return r
+
+
+def rss_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
 
 
 SCENARIOS = ["sigkill", "broker_restart", "outage", "flaky", "rebalance", "garbage", "replay"]
