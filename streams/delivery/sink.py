@@ -130,6 +130,7 @@ class Sink:
         self._tasks: set[asyncio.Task[None]] = set()
         self._not_before = 0.0  # monotonic time before which nothing is sent (Retry-After)
         self.unhealthy = False
+        self._recovered = asyncio.Event()  # set (and replaced) when an unhealthy destination answers again
         self._consecutive_failures = 0
         self.on_health_change: list = []  # callables(bool unhealthy)
         self._m_events = METRICS.batch_events.labels(self.name)
@@ -278,7 +279,13 @@ class Sink:
                 delay,
                 attempt,
             )
-            await asyncio.sleep(delay)
+            if self.unhealthy and retry_after is None:
+                # once any request gets through again, everything backing off is retried at once
+                # (within the concurrency limit) instead of sleeping out its backoff
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._recovered.wait(), delay)
+            else:
+                await asyncio.sleep(delay)
 
     async def _post(self, items: list[_Item]) -> tuple[Verdict, int | None, str, float | None]:
         body = self.api.batch_body([it.body for it in items])
@@ -312,6 +319,9 @@ class Sink:
 
     def _set_unhealthy(self, value: bool) -> None:
         self.unhealthy = value
+        if not value:
+            self._recovered.set()
+            self._recovered = asyncio.Event()
         METRICS.destination_unhealthy.labels(self.name).set(1 if value else 0)
         log.warning("destination %s is %s", self.name, "UNHEALTHY: pausing its routes" if value else "healthy again")
         for cb in self.on_health_change:

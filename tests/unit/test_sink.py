@@ -1,0 +1,131 @@
+"""The delivery sink (streams.delivery.sink) against a scripted HTTP transport: batching, retries,
+bisecting a 400, auth failures, Retry-After, and recovery after an outage."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from streams.config import ZeotapDestination
+from streams.delivery.sink import Delivered, DestinationMisconfigured, Failed, Sink
+from streams.destinations import make_destination
+
+Handler = Callable[[list[dict[str, Any]]], httpx.Response]
+
+
+def make_sink(handler: Handler, **settings: Any) -> tuple[Sink, list[list[dict[str, Any]]]]:
+    """A Zeotap sink whose requests go to `handler` (it gets the batch's events); returns the sink
+    and the list of batches it received."""
+    seen: list[list[dict[str, Any]]] = []
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        events = orjson.loads(request.content)["events"]
+        seen.append(events)
+        return handler(events)
+
+    conf: dict[str, Any] = {
+        "type": "zeotap",
+        "url": "https://api.zeotap.test/s2s",
+        "write_key": "k-unit",
+        "region": "EU",
+        "rate_limit_rps": None,
+        "batch": {"max_events": 500, "linger_ms": 5},
+        "retry": {"initial_backoff_s": 0.01, "max_backoff_s": 0.05, "unhealthy_after": 2},
+    }
+    conf.update(settings)
+    api = make_destination("zeotap", ZeotapDestination(**conf))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(transport))
+    return Sink(api, client), seen
+
+
+def body(i: int, poison: bool = False) -> tuple[str, bytes]:
+    eid = f"e{i}"
+    return eid, orjson.dumps({"event": {"eventId": eid, "eventName": "poison" if poison else "ok"}})
+
+
+def ok(events: list[dict[str, Any]]) -> httpx.Response:
+    return httpx.Response(204)
+
+
+async def test_batches_are_cut_by_count():
+    sink, seen = make_sink(ok)
+    results = await sink.send([body(i) for i in range(1200)])
+    assert [len(b) for b in seen] == [500, 500, 200]
+    assert all(isinstance(r, Delivered) and r.attempts == 1 for r in results)
+    assert [e["event"]["eventId"] for b in seen for e in b] == [f"e{i}" for i in range(1200)]
+
+
+async def test_a_400_is_bisected_down_to_the_bad_events():
+    def handler(events: list[dict[str, Any]]) -> httpx.Response:
+        if any(e["event"]["eventName"] == "poison" for e in events):
+            return httpx.Response(400, headers={"x-zeo-debug": "invalid event"})
+        return httpx.Response(204)
+
+    sink, seen = make_sink(handler)
+    events = [body(i, poison=i in (17, 300)) for i in range(500)]
+    results = await sink.send(events)
+    failed = [i for i, r in enumerate(results) if isinstance(r, Failed)]
+    assert failed == [17, 300]
+    assert all(isinstance(results[i], Delivered) for i in range(500) if i not in failed)
+    bad = results[17]
+    assert isinstance(bad, Failed) and bad.status == 400 and "invalid event" in bad.debug
+    delivered_ids = [e["event"]["eventId"] for b in seen if len(b) and handler(b).status_code == 204 for e in b]
+    assert sorted(delivered_ids) == sorted(f"e{i}" for i in range(500) if i not in failed)
+
+
+async def test_5xx_is_retried_until_delivered():
+    answers = iter([503, 500, 204])
+    sink, seen = make_sink(lambda ev: httpx.Response(next(answers)))
+    (result,) = await sink.send([body(1)])
+    assert isinstance(result, Delivered) and result.attempts == 3
+    assert len(seen) == 3
+
+
+async def test_401_raises_misconfigured_to_every_caller():
+    sink, _ = make_sink(lambda ev: httpx.Response(401))
+    with pytest.raises(DestinationMisconfigured, match="401"):
+        await sink.send([body(i) for i in range(3)])
+
+
+async def test_retry_after_holds_every_request():
+    times: list[float] = []
+    answers = iter([httpx.Response(429, headers={"Retry-After": "1"})])
+
+    def handler(events: list[dict[str, Any]]) -> httpx.Response:
+        times.append(time.monotonic())
+        return next(answers, httpx.Response(204))
+
+    sink, _ = make_sink(handler, retry={"initial_backoff_s": 0.01, "max_backoff_s": 0.02})
+    (result,) = await sink.send([body(1)])
+    assert isinstance(result, Delivered) and result.attempts == 2
+    assert times[1] - times[0] >= 0.95
+
+
+async def test_recovery_wakes_batches_sleeping_in_backoff():
+    """After an outage, the first request that gets through releases every batch that is backing
+    off, instead of each sleeping out a backoff of up to max_backoff_s."""
+    state = {"down": True}
+
+    def handler(events: list[dict[str, Any]]) -> httpx.Response:
+        return httpx.Response(503 if state["down"] else 204)
+
+    sink, _ = make_sink(handler, retry={"initial_backoff_s": 30.0, "max_backoff_s": 30.0, "unhealthy_after": 1}, concurrency=4)
+    sink.max_events = 1  # one request per event: four independent batches
+    futs = [sink.submit(*body(i)) for i in range(4)]
+    await asyncio.sleep(0.2)  # all four failed once and now back off up to 30 s each
+    assert sink.unhealthy
+    state["down"] = False
+    t0 = time.monotonic()
+    # a new event gets through at once (its first attempt) and brings the destination back
+    (fresh,) = await sink.send([body(99)])
+    assert isinstance(fresh, Delivered)
+    results = await asyncio.wait_for(asyncio.gather(*futs), 5)
+    assert all(isinstance(r, Delivered) and r.attempts == 2 for r in results)
+    assert time.monotonic() - t0 < 5  # not the 30 s backoff
+    assert not sink.unhealthy
