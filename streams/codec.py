@@ -231,11 +231,19 @@ class _ReaderCompiler:
         self.emit(ind + 1, f"{target}, pos = _read_long(data, pos)")
 
     def raw_bytes(self, ind: int, target: str, decode: bool) -> None:
+        # A length past the end is not checked here: the slice comes out short, `pos` ends up
+        # beyond the data (it never moves backwards: negative lengths are refused) and the caller's
+        # end-of-data check turns that into an error; a later read there fails even earlier.
         n, e = self.var("n"), self.var("e")
-        self.long(ind, n)
-        self.emit(ind, f"{e} = pos + {n}")
-        self.emit(ind, f"if {n} < 0 or {e} > L:")
-        self.emit(ind + 1, "raise MalformedAvro('bad length')")
+        self.emit(ind, "b = data[pos]")
+        self.emit(ind, "if not b & 0x81:")  # one-byte varint, even: a length 0..63
+        self.emit(ind + 1, "pos += 1")
+        self.emit(ind + 1, f"{e} = pos + (b >> 1)")
+        self.emit(ind, "else:")
+        self.emit(ind + 1, f"{n}, pos = _read_long(data, pos)")
+        self.emit(ind + 1, f"if {n} < 0:")
+        self.emit(ind + 2, "raise MalformedAvro('negative length')")
+        self.emit(ind + 1, f"{e} = pos + {n}")
         self.emit(ind, f"{target} = data[pos:{e}]{'.decode()' if decode else ''}")
         self.emit(ind, f"pos = {e}")
 
