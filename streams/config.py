@@ -49,6 +49,12 @@ class SaslSettings(_Model):
         if self.mechanism == "OAUTHBEARER":
             if not (self.oauth_token_endpoint and self.oauth_client_id and self.oauth_client_secret):
                 raise ValueError("OAUTHBEARER needs oauth_token_endpoint, oauth_client_id and oauth_client_secret")
+            # the client secret goes to the token endpoint: as for destinations, https unless loopback
+            parts = urlsplit(self.oauth_token_endpoint)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise _FieldError(("oauth_token_endpoint",), f"must be an http(s) URL, got {self.oauth_token_endpoint!r}")
+            if parts.scheme == "http" and not _is_loopback(parts.hostname):
+                raise _FieldError(("oauth_token_endpoint",), "plain http to a non-loopback host; use https")
         elif not (self.username and self.password):
             raise ValueError(f"{self.mechanism} needs username and password")
         return self
@@ -89,6 +95,11 @@ class KafkaSettings(_Model):
     def _security_consistent(self) -> KafkaSettings:
         if self.security_protocol.startswith("SASL") and self.sasl is None:
             raise ValueError(f"security_protocol {self.security_protocol} needs a 'sasl' section")
+        # a section the protocol does not use would be ignored by one client library and not the other
+        if self.sasl is not None and not self.security_protocol.startswith("SASL"):
+            raise ValueError(f"a 'sasl' section needs security_protocol SASL_SSL (or SASL_PLAINTEXT), not {self.security_protocol}")
+        if self.tls is not None and not self.security_protocol.endswith("SSL"):
+            raise ValueError(f"a 'tls' section needs security_protocol SSL or SASL_SSL, not {self.security_protocol}")
         return self
 
 
