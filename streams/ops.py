@@ -223,9 +223,16 @@ class KafkaProbe:
         )
 
     def _on_error(self, err: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        if getattr(err, "code", lambda: None)() == KafkaError._ALL_BROKERS_DOWN:
+            return  # says nothing the per-broker errors do not
         self.errors.append(err.str() if hasattr(err, "str") else str(err))
 
     def last_error(self) -> str:
+        """librdkafka's own reason for the last failure (SASL, TLS, connect), from the error callback."""
+        if not self.errors and self._admin is not None:
+            self._admin.poll(0.5)  # serves the error callback
         return self.scrub(self.errors[-1]) if self.errors else ""
 
     @property

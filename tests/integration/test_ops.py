@@ -242,7 +242,9 @@ def test_status_missing_topic_exits_1(kafka_bootstrap, emulator, tmp_path):
 
 
 async def test_status_reads_paused_from_the_worker_metrics(kafka_bootstrap, emulator, tmp_path):
-    cfg, _ = _config(tmp_path, kafka_bootstrap, emulator, zeotap={"retry": {"initial_backoff_s": 0.05, "max_backoff_s": 0.2}})
+    # paused = the route holds worker.max_in_flight_events unsettled records (its destination is down)
+    retry = {"retry": {"initial_backoff_s": 0.05, "max_backoff_s": 0.2}}
+    cfg, _ = _config(tmp_path, kafka_bootstrap, emulator, zeotap=retry, worker={"max_in_flight_events": 10})
     route = cfg.routes[ROUTE]
     create_topics(kafka_bootstrap, [route.topic, route.dlt])
     f = SampleFactory(42)
