@@ -96,6 +96,44 @@ def compile_path(path: str) -> Callable[[Any], Any]:
     return getn
 
 
+def compile_str_getters(paths: tuple[str | None, ...]) -> Callable[[Any], tuple[str | None, ...]]:
+    """One function ``record -> tuple``: per path the value there when it is a non-empty string,
+    else None (also for a None path). Same values as `compile_path` getters, generated as one
+    function (a sub-record shared by several paths is looked up once)."""
+    getters = tuple(compile_path(p) if p else None for p in paths)
+
+    def slow(rec: Any) -> tuple[str | None, ...]:
+        values = (g(rec) if g is not None else None for g in getters)
+        return tuple(v if isinstance(v, str) and v else None for v in values)
+
+    namespace: dict[str, Any] = {"_slow": slow, "_MISSING": _MISSING}
+    lines = ["def get(rec):", "    if type(rec) is not dict:", "        return _slow(rec)"]
+    prefixes: dict[str, str] = {}
+    for i, path in enumerate(paths):
+        parts = _path_parts(path) if path else None
+        if parts is None:
+            lines.append(f"    v{i} = None")
+        elif not parts:
+            lines.append(f"    v{i} = rec")
+        elif len(parts) == 1:
+            lines.append(f"    v{i} = rec.get({parts[0]!r})")
+        elif len(parts) == 2:
+            pv = prefixes.get(parts[0])
+            if pv is None:
+                pv = prefixes[parts[0]] = f"p{len(prefixes)}"
+                lines.append(f"    {pv} = rec.get({parts[0]!r})")
+                lines.append(f"    {pv}_ok = type({pv}) is dict or isinstance({pv}, dict)")
+            lines.append(f"    v{i} = {pv}.get({parts[1]!r}) if {pv}_ok else None")
+        else:
+            namespace[f"_g{i}"] = getters[i]
+            lines.append(f"    v{i} = _g{i}(rec)")
+    values = ", ".join(f"v{i} if isinstance(v{i}, str) and v{i} else None" for i in range(len(paths)))
+    lines.append(f"    return ({values}{',' if len(paths) == 1 else ''})")
+    exec(compile("\n".join(lines) + "\n", "<generated getters>", "exec"), namespace)  # noqa: S102 - our own generated code
+    fn: Callable[[Any], tuple[str | None, ...]] = namespace["get"]
+    return fn
+
+
 def format_timestamp(value: Any, fmt: TimestampFormat) -> Any:
     """datetime, epoch millis (int) or ISO string -> the destination's timestamp format."""
     if fmt == "iso" and type(value) is dt.datetime:

@@ -21,7 +21,7 @@ from streams.destinations.base import EVENT_ID
 from streams.pipeline import consent as consent_mod
 from streams.pipeline.country import format_country, resolve_country_values
 from streams.pipeline.identity import IdentityProfile, cached_identifier, identifier
-from streams.pipeline.mapping import _MISSING, Mapping, MappingError, compile_path
+from streams.pipeline.mapping import _MISSING, Mapping, MappingError, compile_str_getters
 from streams.pipeline.outcome import Filtered, Outcome, Payload, Rejected
 
 # deterministic event ids for records without one: same topic/partition/offset -> same id
@@ -58,7 +58,8 @@ class RoutePipeline:
         )
         self.enforce_consent = not self.nce and route.enforce_consent
         cs = route.country
-        self._country_getters = tuple(compile_path(p) if p else None for p in (cs.field, cs.phone, cs.ip, cs.locale))
+        # (record) -> (country, phone, ip, locale): the non-empty strings at those paths, else None
+        self._country_sources = compile_str_getters((cs.field, cs.phone, cs.ip, cs.locale))
         self.default_country = cs.default
         self.country_targets = self.mapping.country_targets or ([] if self.nce else [("user", "country")])
         self._identity_targets = [(t.section, t.key, t.kind) for t in self.mapping.identity_targets]
@@ -125,19 +126,8 @@ class RoutePipeline:
         return Payload(event_id, body)
 
     def _enrich(self, record: dict[str, Any], sections: dict[str, dict[str, Any]], event_id: str) -> Rejected | None:
-        # the country sources: non-empty strings, else None (resolve_country of CountrySources)
-        g_country, g_phone, g_ip, g_locale = self._country_getters
-        country = g_country(record) if g_country is not None else None
-        phone = g_phone(record) if g_phone is not None else None
-        ip = g_ip(record) if g_ip is not None else None
-        locale = g_locale(record) if g_locale is not None else None
-        found = resolve_country_values(
-            country if isinstance(country, str) and country else None,
-            phone if isinstance(phone, str) and phone else None,
-            ip if isinstance(ip, str) and ip else None,
-            locale if isinstance(locale, str) and locale else None,
-            self.default_country,
-        )
+        country, phone, ip, locale = self._country_sources(record)
+        found = resolve_country_values(country, phone, ip, locale, self.default_country)
         if found is None:
             return Rejected(
                 "enrich",

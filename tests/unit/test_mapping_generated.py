@@ -170,3 +170,34 @@ def test_a_dict_subclass_record_takes_the_op_path() -> None:
 
     m = Mapping(SPEC, "iso")
     check(m, Rec(a="v", kind="k", x={"id": 1}))
+
+
+def test_str_getters_match_compile_path() -> None:
+    from streams.pipeline.mapping import _MISSING, compile_path, compile_str_getters
+
+    paths: tuple[str | None, ...] = ("a", "x.email", None, "x.y.z", "x.m", "", "b.c")
+    fn = compile_str_getters(paths)
+    rng = random.Random(4)
+
+    def reference(rec: Any) -> tuple[str | None, ...]:
+        out = []
+        for p in paths:
+            v = compile_path(p)(rec) if p else None
+            out.append(v if isinstance(v, str) and v and v is not _MISSING else None)
+        return tuple(out)
+
+    for _ in range(2000):
+        record = mutate(
+            {
+                "a": rng.choice(ODD_VALUES),
+                "b": rng.choice([{"c": rng.choice(ODD_VALUES)}, "s", None]),
+                "x": rng.choice(
+                    [{"email": rng.choice(ODD_VALUES), "m": rng.choice(ODD_VALUES), "y": {"z": rng.choice(ODD_VALUES)}}, [], "x"]
+                ),
+            },
+            rng,
+        )
+        assert fn(record) == reference(record)
+    for odd in (None, "x", [], {}):
+        assert fn(odd) == reference(odd)
+    assert compile_str_getters(("a",))({"a": "v"}) == ("v",)
