@@ -175,7 +175,16 @@ def _json_value(value: Any, ts_fmt: TimestampFormat) -> Any:
     t = type(value)
     # exact lists and dicts first (arrays of records: the common non-scalar), same result as below
     if t is list:
-        return [v if type(v) in _JSON_TYPES else _json_value(v, ts_fmt) for v in value]
+        out = []
+        for v in value:
+            tv = type(v)
+            if tv in _JSON_TYPES:
+                out.append(v)
+            elif tv is dict:  # a record in an array: converted here, without a call
+                out.append({k: x if type(x) in _JSON_TYPES else _json_value(x, ts_fmt) for k, x in v.items()})
+            else:
+                out.append(_json_value(v, ts_fmt))
+        return out
     if t is dict:
         return {k: v if type(v) in _JSON_TYPES else _json_value(v, ts_fmt) for k, v in value.items()}
     if value is None or isinstance(value, _JSON_SCALARS):
