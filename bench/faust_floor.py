@@ -1,10 +1,11 @@
-"""The ceiling of a Faust consumer on this machine: consume and ack, no other work.
+"""The ceiling of each way of consuming on this machine: consume and ack, no other work.
 
     python -m bench.faust_floor [--events 100000]
 
 Produces N raw 440-byte records over 6 partitions, then lets a Faust agent read them with
 `noack_take` + `ack` (as the worker does) and with plain `take`, and prints events/s and CPU
-seconds. Whatever the bridge does per record comes on top of this.
+seconds; then Faust with its confluent-kafka driver, and the batch engine's path (confluent-kafka
+`consume(1000)` + the offset ledger + commits). Whatever the bridge does per record comes on top.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 
 import faust
 from confluent_kafka import Producer
@@ -21,10 +23,51 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streams.dev.broker import get_broker
 
 
-def measure(bootstrap: str, topic: str, n: int, mode: str) -> tuple[float, float]:
+def measure_batch(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+    """The batch engine's consuming path with no work: consume(1000), offset ledger, commits."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from streams.consumer import OffsetLedger
+
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"floor-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+        }
+    )
+    c.subscribe([topic])
+    ledger = OffsetLedger()
+    got, t0, c0, next_commit = 0, 0.0, 0.0, 0.0
+    while got < n:
+        msgs = c.consume(1000, 0.1)
+        if not msgs:
+            continue
+        if not t0:
+            t0, c0, next_commit = time.perf_counter(), time.process_time(), time.monotonic() + 1
+        last: dict[tuple[str, int], int] = {}
+        for m in msgs:
+            if m.error() is None:
+                last[(m.topic(), m.partition())] = m.offset() + 1  # type: ignore[assignment,operator]
+                got += 1
+        ledger.settle([ledger.open(tp, off, 1) for tp, off in last.items()])
+        if time.monotonic() >= next_commit:
+            points = ledger.commit_points()
+            c.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in points.items()], asynchronous=False)
+            ledger.committed(points)
+            next_commit = time.monotonic() + 1
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    c.close()
+    return n / elapsed, cpu
+
+
+def measure(bootstrap: str, topic: str, n: int, mode: str, driver: str = "kafka") -> tuple[float, float]:
     app = faust.App(
         f"floor-{uuid.uuid4().hex[:6]}",
-        broker=f"kafka://{bootstrap}",
+        broker=f"{driver}://{bootstrap}",
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,
@@ -64,6 +107,7 @@ def measure(bootstrap: str, topic: str, n: int, mode: str) -> tuple[float, float
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.faust_floor")
     ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--only", help="comma-separated name fragments, e.g. 'confluent,batch'")
     args = ap.parse_args()
     with get_broker() as broker:
         bootstrap = broker.bootstrap_servers
@@ -76,9 +120,21 @@ def main() -> None:
             if i % 10_000 == 0:
                 p.poll(0)
         p.flush()
-        for mode in ("noack_take+ack", "take"):
-            eps, cpu = measure(bootstrap, topic, args.events, mode)
-            print(f"{mode:<16} {eps:>10,.0f} events/s   {cpu / args.events * 1e6:6.1f} µs CPU per event")
+        runs: list[tuple[str, Callable[[], tuple[float, float]]]] = [
+            ("faust aiokafka noack_take+ack", lambda: measure(bootstrap, topic, args.events, "noack_take")),
+            ("faust aiokafka take", lambda: measure(bootstrap, topic, args.events, "take")),
+            ("faust confluent noack_take+ack", lambda: measure(bootstrap, topic, args.events, "noack_take", "confluent")),
+            ("batch engine consume(1000)+ledger", lambda: measure_batch(bootstrap, topic, args.events)),
+        ]
+        for name, run in runs:
+            if args.only and not any(o in name for o in args.only.split(",")):
+                continue
+            try:
+                eps, cpu = run()
+            except Exception as exc:  # a driver that does not work is a result too
+                print(f"{name:<34} failed: {type(exc).__name__}: {exc}")
+                continue
+            print(f"{name:<34} {eps:>10,.0f} events/s   {cpu / args.events * 1e6:6.1f} µs CPU per event", flush=True)
 
 
 if __name__ == "__main__":
