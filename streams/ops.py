@@ -20,10 +20,10 @@ import socket
 import ssl
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from streams.config import (
@@ -36,6 +36,7 @@ from streams.config import (
 from streams.deadletter import H_EXC_CLASS, H_REASON, H_STAGE, header_dict
 from streams.kafka import confluent_conf
 
+_T = TypeVar("_T")
 Level = Literal["ok", "warn", "fail", "skip"]
 LEVELS: tuple[Level, ...] = ("ok", "warn", "fail", "skip")
 
@@ -262,7 +263,7 @@ class KafkaProbe:
 
         c = self.group_consumer
         parts = sorted(partitions)
-        got = c.committed([TopicPartition(topic, p) for p in parts], timeout=self.timeout)
+        got = _retry_coordinator(lambda: c.committed([TopicPartition(topic, p) for p in parts], timeout=self.timeout))
         committed = {tp.partition: tp.offset for tp in got}
         out = []
         for p in parts:
@@ -275,15 +276,9 @@ class KafkaProbe:
     def group_state(self) -> tuple[str, int]:
         """(state, members) of the bridge's consumer group."""
         group = self.cfg.kafka.group_id
-        for attempt in range(3):
-            try:
-                desc = self.admin.describe_consumer_groups([group], request_timeout=self.timeout)[group].result(self.timeout)
-                break
-            except Exception as exc:
-                # a fresh cluster has no coordinator for the group yet (no __consumer_offsets): ask again
-                if attempt == 2 or "COORDINATOR" not in _exc_text(exc):
-                    raise
-                time.sleep(1.0)
+        desc = _retry_coordinator(
+            lambda: self.admin.describe_consumer_groups([group], request_timeout=self.timeout)[group].result(self.timeout)
+        )
         state = getattr(desc.state, "name", str(desc.state))
         return state, len(desc.members or [])
 
@@ -350,6 +345,19 @@ class KafkaProbe:
             self._group_consumer.close()
             self._group_consumer = None
         self._admin = None
+
+
+def _retry_coordinator(call: Callable[[], _T], attempts: int = 5, wait_s: float = 1.0) -> _T:
+    """`call()`, asked again while the group coordinator is not ready (a fresh cluster, a moving coordinator)."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as exc:
+            text = _exc_text(exc)
+            if attempt == attempts - 1 or not ("COORDINATOR" in text or "LOAD_IN_PROGRESS" in text):
+                raise
+            time.sleep(wait_s)
+    raise AssertionError("unreachable")
 
 
 def _existing(md: Any, topic: str) -> tuple[list[int] | None, str | None]:
