@@ -97,7 +97,9 @@ class KafkaSettings(_Model):
             raise ValueError(f"security_protocol {self.security_protocol} needs a 'sasl' section")
         # a section the protocol does not use would be ignored by one client library and not the other
         if self.sasl is not None and not self.security_protocol.startswith("SASL"):
-            raise ValueError(f"a 'sasl' section needs security_protocol SASL_SSL (or SASL_PLAINTEXT), not {self.security_protocol}")
+            raise ValueError(
+                f"a 'sasl' section needs security_protocol SASL_SSL (or SASL_PLAINTEXT), not {self.security_protocol}"
+            )
         if self.tls is not None and not self.security_protocol.endswith("SSL"):
             raise ValueError(f"a 'tls' section needs security_protocol SSL or SASL_SSL, not {self.security_protocol}")
         return self
