@@ -206,6 +206,9 @@ async def test_confluent_and_faust_clients_authenticate(secure_kafka, token_endp
 
     admin = AdminClient(_confluent(k, errors))
     admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+    deadline = time.monotonic() + 15  # metadata propagation after create
+    while topic not in admin.list_topics(timeout=15).topics and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert topic in admin.list_topics(timeout=15).topics
 
     producer = Producer(_confluent(k, errors, **{"enable.idempotence": True}))
