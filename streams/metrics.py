@@ -36,6 +36,12 @@ class Metrics:
             registry=r,
         )
         self.delivered_events = Counter("s2s_destination_events_delivered", "Events acknowledged", ["destination"], registry=r)
+        self.concurrency_limit = Gauge(
+            "s2s_http_concurrency_limit",
+            "Requests the destination may have in flight now (adaptive concurrency's current limit)",
+            ["destination"],
+            registry=r,
+        )
         self.retries = Counter("s2s_http_retries", "Retried requests by cause", ["destination", "status"], registry=r)
         self.batch_splits = Counter("s2s_batch_splits", "Batches split to isolate a bad record", ["destination"], registry=r)
         self.destination_unhealthy = Gauge(

@@ -18,6 +18,7 @@ do not return, so consumption stops (back-pressure) instead of flooding the dead
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gzip
 import logging
@@ -104,6 +105,76 @@ class RateLimiter:
                 await asyncio.sleep((1 - self._tokens) / self.rps)
 
 
+class ConcurrencyLimit:
+    """How many requests may be in flight to a destination: fixed, or adaptive (AIMD, after
+    Vector's adaptive request concurrency).
+
+    Adaptive: starts at 1 and grows by one per round trip (additive increase: each response that
+    came back while the limit was fully used adds 1/limit) up to `maximum`; a push-back (429, 5xx,
+    timeout, connection error) halves it, and a response time above twice the running average (and
+    50 ms more than it) lowers it by one. So a destination that throttles or slows down under load
+    gets fewer parallel requests instead of more retries.
+    """
+
+    def __init__(self, maximum: int, adaptive: bool, on_change: object = None) -> None:
+        self.maximum = maximum
+        self.adaptive = adaptive
+        self.limit = 1 if adaptive else maximum
+        self.in_use = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._rtt: float | None = None  # EWMA of response times, seconds
+        self._credit = 0.0  # growth earned towards the next +1
+        self._gauge = on_change
+        self._report()
+
+    async def acquire(self) -> None:
+        """Wait for a slot."""
+        while self.in_use >= self.limit:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self._wake()  # pass the slot we were given on
+                raise
+        self.in_use += 1
+
+    def release(self, rtt: float | None, pushed_back: bool) -> None:
+        # the limit is what holds us back when every slot is busy or callers are queued
+        saturated = self.in_use >= self.limit or bool(self._waiters)
+        self.in_use -= 1
+        if self.adaptive:
+            if pushed_back:
+                self.limit = max(1, self.limit // 2)
+                self._credit = 0.0
+            elif rtt is not None:
+                avg = self._rtt
+                if avg is not None and rtt > 2 * avg and rtt > avg + 0.05:
+                    self.limit = max(1, self.limit - 1)
+                    self._credit = 0.0
+                elif saturated and self.limit < self.maximum:
+                    self._credit += 1.0 / self.limit
+                    if self._credit >= 1.0:
+                        self.limit += 1
+                        self._credit = 0.0
+                self._rtt = rtt if avg is None else 0.9 * avg + 0.1 * rtt
+            self._report()
+        self._wake()
+
+    def _wake(self) -> None:
+        free = self.limit - self.in_use
+        while free > 0 and self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                free -= 1
+
+    def _report(self) -> None:
+        if self._gauge is not None:
+            self._gauge.set(self.limit)  # type: ignore[attr-defined]
+
+
 class Sink:
     """Batching, retrying HTTP sender for one destination."""
 
@@ -122,7 +193,7 @@ class Sink:
             verify=s.verify_tls,
         )
         self._own_client = client is None
-        self._slots = asyncio.Semaphore(s.concurrency)
+        self._slots = ConcurrencyLimit(s.concurrency, s.adaptive_concurrency, METRICS.concurrency_limit.labels(self.name))
         self._rate = RateLimiter(s.rate_limit_rps)
         self._pending: list[_Item] = []
         self._pending_bytes = 0
@@ -294,7 +365,10 @@ class Sink:
             body = gzip.compress(body, compresslevel=5)
             gzipped = True
         req = self.api.request(body, gzipped)
-        async with self._slots:
+        await self._slots.acquire()
+        rtt: float | None = None
+        pushed_back = True
+        try:
             while (wait := self._not_before - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
             await self._rate.acquire()
@@ -306,10 +380,14 @@ class Sink:
             except httpx.TransportError as exc:
                 return Verdict.RETRY, None, f"connection error ({type(exc).__name__})", None
             finally:
-                self._m_latency.observe(time.perf_counter() - t0)
+                rtt = time.perf_counter() - t0
+                self._m_latency.observe(rtt)
+            c = self.api.classify(resp.status_code, resp.headers)
+            pushed_back = c.verdict is Verdict.RETRY
+        finally:
+            self._slots.release(rtt, pushed_back)
         METRICS.requests.labels(self.name, str(resp.status_code)).inc()
         self._m_events.observe(len(items))
-        c = self.api.classify(resp.status_code, resp.headers)
         return c.verdict, c.status, c.reason, c.retry_after_s
 
     def _healthy(self) -> None:

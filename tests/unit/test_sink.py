@@ -115,7 +115,12 @@ async def test_recovery_wakes_batches_sleeping_in_backoff():
     def handler(events: list[dict[str, Any]]) -> httpx.Response:
         return httpx.Response(503 if state["down"] else 204)
 
-    sink, _ = make_sink(handler, retry={"initial_backoff_s": 30.0, "max_backoff_s": 30.0, "unhealthy_after": 1}, concurrency=4)
+    sink, _ = make_sink(
+        handler,
+        retry={"initial_backoff_s": 30.0, "max_backoff_s": 30.0, "unhealthy_after": 1},
+        concurrency=4,
+        adaptive_concurrency=False,  # all four fail at once, whatever the machine's speed
+    )
     sink.max_events = 1  # one request per event: four independent batches
     futs = [sink.submit(*body(i)) for i in range(4)]
     await asyncio.sleep(0.2)  # all four failed once and now back off up to 30 s each
@@ -129,3 +134,126 @@ async def test_recovery_wakes_batches_sleeping_in_backoff():
     assert all(isinstance(r, Delivered) and r.attempts == 2 for r in results)
     assert time.monotonic() - t0 < 5  # not the 30 s backoff
     assert not sink.unhealthy
+
+
+# ---------------------------------------------------------------------------- adaptive concurrency
+
+
+async def test_fixed_concurrency_never_exceeds_its_limit():
+    from streams.delivery.sink import ConcurrencyLimit
+
+    lim = ConcurrencyLimit(3, adaptive=False)
+    peak = 0
+
+    async def one() -> None:
+        nonlocal peak
+        await lim.acquire()
+        peak = max(peak, lim.in_use)
+        await asyncio.sleep(0.01)
+        lim.release(0.01, False)
+
+    await asyncio.gather(*(one() for _ in range(20)))
+    assert peak == 3 and lim.limit == 3 and lim.in_use == 0
+
+
+async def hammer(lim: Any, n: int, rtt: float, pushed_back: Callable[[], bool] = lambda: False) -> int:
+    """n requests from 64 concurrent callers, each taking `rtt`; returns the peak in flight."""
+    peak = 0
+    todo = iter(range(n))
+
+    async def caller() -> None:
+        nonlocal peak
+        for _ in todo:
+            await lim.acquire()
+            peak = max(peak, lim.in_use)
+            await asyncio.sleep(rtt)
+            lim.release(rtt, pushed_back())
+
+    await asyncio.gather(*(caller() for _ in range(64)))
+    return peak
+
+
+async def test_adaptive_limit_grows_by_one_per_round_trip_up_to_the_maximum():
+    from streams.delivery.sink import ConcurrencyLimit
+
+    lim = ConcurrencyLimit(8, adaptive=True)
+    assert lim.limit == 1
+    await hammer(lim, 3, 0.005)
+    # 1 -> 2 once the first request (with two queued behind it) returns; the other two then run
+    # side by side at 2 and nobody waits any more: +1/2 only, not another step
+    assert lim.limit == 2
+    await hammer(lim, 200, 0.002)
+    assert lim.limit == 8  # capped at the configured maximum
+    assert lim.in_use == 0
+
+
+async def test_adaptive_limit_halves_on_push_back_and_shrinks_on_slow_responses():
+    from streams.delivery.sink import ConcurrencyLimit
+
+    lim = ConcurrencyLimit(8, adaptive=True)
+    await hammer(lim, 200, 0.002)
+    assert lim.limit == 8
+    await lim.acquire()
+    lim.release(None, True)  # 429 / 5xx / timeout
+    assert lim.limit == 4
+    await lim.acquire()
+    lim.release(0.5, False)  # far above the ~2 ms average
+    assert lim.limit == 3
+
+
+async def test_adaptive_limit_does_not_grow_when_the_limit_is_not_used():
+    from streams.delivery.sink import ConcurrencyLimit
+
+    lim = ConcurrencyLimit(8, adaptive=True)
+    for _ in range(50):  # one request at a time: fully uses a limit of 1, never one of 2
+        await lim.acquire()
+        lim.release(0.01, False)
+    assert lim.limit == 2
+    lim2 = ConcurrencyLimit(8, adaptive=True)
+    lim2.limit = 4
+    for _ in range(50):  # one at a time under a limit of 4: never saturated, never grows
+        await lim2.acquire()
+        lim2.release(0.01, False)
+    assert lim2.limit == 4
+
+
+async def test_sink_settles_near_what_a_throttling_destination_accepts():
+    """A destination that answers 503 whenever more than 4 requests are in flight: the adaptive
+    sink (maximum 32) keeps its limit around that level instead of retrying at 32, and every
+    event is delivered."""
+    active = {"n": 0, "throttled": 0}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        active["n"] += 1
+        try:
+            if active["n"] > 4:
+                active["throttled"] += 1
+                return httpx.Response(503)
+            await asyncio.sleep(0.005)
+            return httpx.Response(204)
+        finally:
+            active["n"] -= 1
+
+    conf: dict[str, Any] = {
+        "type": "zeotap",
+        "url": "https://api.zeotap.test/s2s",
+        "write_key": "k-unit",
+        "region": "EU",
+        "concurrency": 32,
+        "batch": {"max_events": 1, "linger_ms": 0},
+        "retry": {"initial_backoff_s": 0.001, "max_backoff_s": 0.01, "unhealthy_after": 1000},
+    }
+    api = make_destination("zeotap", ZeotapDestination(**conf))
+    sink = Sink(api, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    results = await sink.send([body(i) for i in range(600)])
+    assert all(isinstance(r, Delivered) for r in results)
+    assert sink._slots.limit <= 8
+    assert active["throttled"] < 300  # a fixed 32 would be throttled on most of its requests
+
+    fixed = Sink(
+        make_destination("zeotap", ZeotapDestination(**{**conf, "adaptive_concurrency": False})),
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+    )
+    active["throttled"] = 0
+    await fixed.send([body(i) for i in range(600)])
+    assert active["throttled"] > 600
