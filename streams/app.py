@@ -22,7 +22,7 @@ from streams.config import BridgeConfig
 from streams.deadletter import DeadLetter, DeadLetterFailed, DeadLetterProducer
 from streams.delivery.sink import DestinationMisconfigured, Failed, Sink
 from streams.destinations import make_destination
-from streams.kafka import confluent_conf, faust_credentials
+from streams.kafka import confluent_conf, connect_admin, faust_credentials
 from streams.ledger import PartitionLedger
 from streams.metrics import METRICS
 from streams.pipeline.outcome import Filtered, Payload, Rejected
@@ -113,21 +113,30 @@ class Bridge:
         self.ledger = PartitionLedger(lambda: getattr(self.app, "consumer_generation_id", None))
 
     async def start(self) -> None:
+        """Connect to Kafka (fails with KafkaUnavailable naming the reason: unreachable, TLS,
+        authentication), create missing topics, open the sinks and the dead-letter producer."""
+        self._warn_insecure()
+        admin, metadata = await asyncio.to_thread(connect_admin, self.config.kafka, 15.0)
         if self.config.kafka.create_topics:
-            await asyncio.to_thread(self.create_dead_letter_topics)
+            await asyncio.to_thread(self.create_topics, admin, set(metadata.topics))
         self.sinks = {n: Sink(api) for n, api in self.apis.items()}
         self.capacity = {r: Capacity(self.config.worker.max_in_flight_events) for r in self.config.routes}
         self._transforming = {r: asyncio.Lock() for r in self.config.routes}
         self.dead_letters = DeadLetterProducer(confluent_conf(self.config.kafka, **{"client.id": "s2s-bridge-dlt"}))
 
-    def create_dead_letter_topics(self) -> None:
+    def _warn_insecure(self) -> None:
+        for name, d in self.config.destinations.items():
+            if d.url.startswith("http://") and d.allow_insecure_http:
+                log.warning("SECURITY: destination %s is sent to over plain http (allow_insecure_http): %s", name, d.url)
+            if not d.verify_tls:
+                log.warning("SECURITY: destination %s: TLS certificates are NOT verified (verify_tls: false)", name)
+
+    def create_topics(self, admin: Any, existing: set[str]) -> None:
         """Create missing dead-letter topics (and the routes' source topics) up front, with the
         config's partitions and replication, so they never depend on broker-side auto-creation."""
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import NewTopic
 
         k = self.config.kafka
-        admin = AdminClient(confluent_conf(k))
-        existing = set(admin.list_topics(timeout=15).topics)
         wanted = sorted({t for r in self.config.routes.values() for t in (r.dlt, r.topic)} - existing)
         if not wanted:
             return

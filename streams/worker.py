@@ -22,6 +22,7 @@ from typing import Any
 from streams.app import Bridge, build_app
 from streams.config import BridgeConfig
 from streams.consumer import BatchConsumer
+from streams.kafka import KafkaUnavailable
 from streams.logs import setup_logging
 from streams.metrics import METRICS
 
@@ -56,7 +57,11 @@ class Worker:
         if self.install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stop.set)
-        await self.bridge.start()
+        try:
+            await self.bridge.start()
+        except KafkaUnavailable as exc:
+            log.critical("fatal: %s", exc)
+            return EXIT_FATAL
         for sink in self.bridge.sinks.values():
             sink.on_health_change.append(lambda unhealthy, s=sink: self._on_health(s.name, unhealthy))
         t0 = time.monotonic()

@@ -370,11 +370,12 @@ async def test_worker_end_to_end_over_tls(secure_kafka, token_endpoint, emulator
 
 
 async def test_worker_with_a_wrong_password_stops_with_a_message(secure_kafka, emulator, tmp_path, caplog, capfd):
-    """No hanging forever: the worker stops within a bounded time, the reason is in its output
-    (librdkafka's log on stderr), and the password is nowhere."""
+    """No hanging forever, also with create_topics off (as deployed): the worker stops at start-up
+    with exit code 3 and a message that says why, and the password is nowhere."""
     wrong = "Wr0ng-" + uuid.uuid4().hex[:12]
     kafka = settings(secure_kafka, "SCRAM-SHA-512", sasl={"password": wrong})
     kafka.pop("bootstrap_servers")
+    kafka["create_topics"] = False
     cfg, _ = make_config(tmp_path, secure_kafka.sasl_ssl_bootstrap, emulator.base_url, kafka=kafka)
     caplog.set_level(logging.INFO)
     t0 = time.monotonic()
@@ -387,9 +388,9 @@ async def test_worker_with_a_wrong_password_stops_with_a_message(secure_kafka, e
     elapsed = time.monotonic() - t0
     out, err = capfd.readouterr()
     said = f"{caplog.text}\n{raised!r}\n{raised}\n{out}\n{err}"
-    assert raised is not None or code != 0, f"worker exited {code} with a wrong password"
+    assert raised is None and code == 3, f"worker exited {code} ({raised!r}) with a wrong password"
     assert elapsed < 60, f"took {elapsed:.0f}s"
-    assert "Authentication failed" in said, said[-3000:]
+    assert "cannot use Kafka at" in caplog.text and "Authentication failed" in caplog.text, said[-3000:]
     assert wrong not in said and PASSWORD not in said
 
 
