@@ -245,15 +245,16 @@ async def test_sink_settles_near_what_a_throttling_destination_accepts():
     }
     api = make_destination("zeotap", ZeotapDestination(**conf))
     sink = Sink(api, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
-    results = await sink.send([body(i) for i in range(600)])
+    results = await sink.send([body(i) for i in range(200)])
     assert all(isinstance(r, Delivered) for r in results)
     assert sink._slots.limit <= 8
-    assert active["throttled"] < 300  # a fixed 32 would be throttled on most of its requests
+    adaptive_throttled = active["throttled"]
 
     fixed = Sink(
         make_destination("zeotap", ZeotapDestination(**{**conf, "adaptive_concurrency": False})),
         httpx.AsyncClient(transport=httpx.MockTransport(handler)),
     )
     active["throttled"] = 0
-    await fixed.send([body(i) for i in range(600)])
-    assert active["throttled"] > 600
+    await fixed.send([body(i) for i in range(200)])
+    # a fixed 32 keeps sending into the throttle: several times the adaptive sink's refusals
+    assert active["throttled"] > 3 * max(adaptive_throttled, 10)
