@@ -137,8 +137,8 @@ class ConsentSettings(_Model):
 class DestinationSettings(_Model):
     url: str
     timeout_s: Annotated[float, Field(gt=0)] = 10.0
-    # requests in flight at most; with adaptive_concurrency the sink finds the level the destination
-    # sustains (AIMD on response times and push-back) between 1 and this
+    # requests in flight at most; with adaptive_concurrency the sink halves it when the destination
+    # pushes back (429/5xx/timeouts) and grows back by one per round trip (AIMD)
     concurrency: Annotated[int, Field(ge=1, le=256)] = 4
     adaptive_concurrency: bool = True
     rate_limit_rps: Annotated[float, Field(gt=0)] | None = None

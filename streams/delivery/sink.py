@@ -109,20 +109,21 @@ class ConcurrencyLimit:
     """How many requests may be in flight to a destination: fixed, or adaptive (AIMD, after
     Vector's adaptive request concurrency).
 
-    Adaptive: starts at 1 and grows by one per round trip (additive increase: each response that
-    came back while the limit was fully used adds 1/limit) up to `maximum`; a push-back (429, 5xx,
-    timeout, connection error) halves it, and a response time above twice the running average (and
-    50 ms more than it) lowers it by one. So a destination that throttles or slows down under load
-    gets fewer parallel requests instead of more retries.
+    Adaptive: starts at `maximum`; a push-back (429, 5xx, timeout, connection error) halves it,
+    and it grows back by one per round trip (each response that came back while every slot was
+    busy or callers were queued adds 1/limit) up to `maximum`. So a destination that throttles or
+    fails under load gets fewer parallel requests instead of more retries, and full concurrency
+    again once it copes. Response times alone do not lower it: measured from a busy event loop
+    they rise with our own CPU load, not the destination's (a benchmark run with a latency rule
+    halved throughput at the same load and quadrupled the p50 latency).
     """
 
     def __init__(self, maximum: int, adaptive: bool, on_change: object = None) -> None:
         self.maximum = maximum
         self.adaptive = adaptive
-        self.limit = 1 if adaptive else maximum
+        self.limit = maximum
         self.in_use = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._rtt: float | None = None  # EWMA of response times, seconds
         self._credit = 0.0  # growth earned towards the next +1
         self._gauge = on_change
         self._report()
@@ -140,7 +141,7 @@ class ConcurrencyLimit:
                 raise
         self.in_use += 1
 
-    def release(self, rtt: float | None, pushed_back: bool) -> None:
+    def release(self, pushed_back: bool) -> None:
         # the limit is what holds us back when every slot is busy or callers are queued
         saturated = self.in_use >= self.limit or bool(self._waiters)
         self.in_use -= 1
@@ -148,17 +149,11 @@ class ConcurrencyLimit:
             if pushed_back:
                 self.limit = max(1, self.limit // 2)
                 self._credit = 0.0
-            elif rtt is not None:
-                avg = self._rtt
-                if avg is not None and rtt > 2 * avg and rtt > avg + 0.05:
-                    self.limit = max(1, self.limit - 1)
+            elif saturated and self.limit < self.maximum:
+                self._credit += 1.0 / self.limit
+                if self._credit >= 1.0:
+                    self.limit += 1
                     self._credit = 0.0
-                elif saturated and self.limit < self.maximum:
-                    self._credit += 1.0 / self.limit
-                    if self._credit >= 1.0:
-                        self.limit += 1
-                        self._credit = 0.0
-                self._rtt = rtt if avg is None else 0.9 * avg + 0.1 * rtt
             self._report()
         self._wake()
 
@@ -366,7 +361,6 @@ class Sink:
             gzipped = True
         req = self.api.request(body, gzipped)
         await self._slots.acquire()
-        rtt: float | None = None
         pushed_back = True
         try:
             while (wait := self._not_before - time.monotonic()) > 0:
@@ -380,12 +374,11 @@ class Sink:
             except httpx.TransportError as exc:
                 return Verdict.RETRY, None, f"connection error ({type(exc).__name__})", None
             finally:
-                rtt = time.perf_counter() - t0
-                self._m_latency.observe(rtt)
+                self._m_latency.observe(time.perf_counter() - t0)
             c = self.api.classify(resp.status_code, resp.headers)
             pushed_back = c.verdict is Verdict.RETRY
         finally:
-            self._slots.release(rtt, pushed_back)
+            self._slots.release(pushed_back)
         METRICS.requests.labels(self.name, str(resp.status_code)).inc()
         self._m_events.observe(len(items))
         return c.verdict, c.status, c.reason, c.retry_after_s

@@ -150,7 +150,7 @@ async def test_fixed_concurrency_never_exceeds_its_limit():
         await lim.acquire()
         peak = max(peak, lim.in_use)
         await asyncio.sleep(0.01)
-        lim.release(0.01, False)
+        lim.release(False)
 
     await asyncio.gather(*(one() for _ in range(20)))
     assert peak == 3 and lim.limit == 3 and lim.in_use == 0
@@ -167,54 +167,52 @@ async def hammer(lim: Any, n: int, rtt: float, pushed_back: Callable[[], bool] =
             await lim.acquire()
             peak = max(peak, lim.in_use)
             await asyncio.sleep(rtt)
-            lim.release(rtt, pushed_back())
+            lim.release(pushed_back())
 
     await asyncio.gather(*(caller() for _ in range(64)))
     return peak
 
 
-async def test_adaptive_limit_grows_by_one_per_round_trip_up_to_the_maximum():
+async def test_adaptive_limit_halves_on_push_back_and_grows_back_by_one_per_round_trip():
     from streams.delivery.sink import ConcurrencyLimit
 
     lim = ConcurrencyLimit(8, adaptive=True)
-    assert lim.limit == 1
-    await hammer(lim, 3, 0.005)
-    # 1 -> 2 once the first request (with two queued behind it) returns; the other two then run
-    # side by side at 2 and nobody waits any more: +1/2 only, not another step
-    assert lim.limit == 2
-    await hammer(lim, 200, 0.002)
-    assert lim.limit == 8  # capped at the configured maximum
-    assert lim.in_use == 0
-
-
-async def test_adaptive_limit_halves_on_push_back_and_shrinks_on_slow_responses():
-    from streams.delivery.sink import ConcurrencyLimit
-
-    lim = ConcurrencyLimit(8, adaptive=True)
-    await hammer(lim, 200, 0.002)
-    assert lim.limit == 8
+    assert lim.limit == 8  # full concurrency while the destination copes
     await lim.acquire()
-    lim.release(None, True)  # 429 / 5xx / timeout
+    lim.release(True)  # 429 / 5xx / timeout
     assert lim.limit == 4
     await lim.acquire()
-    lim.release(0.5, False)  # far above the ~2 ms average
+    lim.release(True)
+    assert lim.limit == 2
+    await hammer(lim, 5, 0.005)
+    # 2 -> 3 after two saturated responses (one round trip at 2), then +1/3 per response
     assert lim.limit == 3
+    await hammer(lim, 200, 0.002)
+    assert lim.limit == 8  # back to, and capped at, the configured maximum
+    assert lim.in_use == 0
 
 
 async def test_adaptive_limit_does_not_grow_when_the_limit_is_not_used():
     from streams.delivery.sink import ConcurrencyLimit
 
     lim = ConcurrencyLimit(8, adaptive=True)
+    for _ in range(3):
+        await lim.acquire()
+        lim.release(True)
+    assert lim.limit == 1
     for _ in range(50):  # one request at a time: fully uses a limit of 1, never one of 2
         await lim.acquire()
-        lim.release(0.01, False)
+        lim.release(False)
     assert lim.limit == 2
-    lim2 = ConcurrencyLimit(8, adaptive=True)
-    lim2.limit = 4
-    for _ in range(50):  # one at a time under a limit of 4: never saturated, never grows
-        await lim2.acquire()
-        lim2.release(0.01, False)
-    assert lim2.limit == 4
+
+
+async def test_fixed_limit_ignores_push_back():
+    from streams.delivery.sink import ConcurrencyLimit
+
+    lim = ConcurrencyLimit(6, adaptive=False)
+    await lim.acquire()
+    lim.release(True)
+    assert lim.limit == 6
 
 
 async def test_sink_settles_near_what_a_throttling_destination_accepts():
