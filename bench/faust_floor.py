@@ -95,8 +95,14 @@ def measure(bootstrap: str, topic: str, n: int, mode: str, driver: str = "kafka"
     async def main() -> tuple[float, float]:
         await app.start()
         c0 = time.process_time()
+        seen, since = 0.0, time.monotonic()
         while state["n"] < n:
             await asyncio.sleep(0.05)
+            if state["n"] > seen:
+                seen, since = state["n"], time.monotonic()
+            elif time.monotonic() - since > 60:
+                await app.stop()
+                raise TimeoutError(f"consumed {int(seen)} of {n} records, then nothing for 60 s")
         elapsed, cpu = time.perf_counter() - state["t0"], time.process_time() - c0
         await app.stop()
         return n / elapsed, cpu
