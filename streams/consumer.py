@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -119,9 +119,6 @@ class OffsetLedger:
                 self._parts.pop(tp, None)
 
 
-Submit = Callable[[str, list[Message], Callable[[], object]], "asyncio.Future[None]"]
-
-
 class BatchConsumer:
     """Consumes every route's topic on its own thread and hands batches to `bridge.process_batch`."""
 
@@ -148,7 +145,6 @@ class BatchConsumer:
         self._closing = False
         self._stopped = threading.Event()
         self.error: BaseException | None = None
-        self.assigned_once = threading.Event()
         conf = confluent_conf(
             k,
             **{
@@ -195,12 +191,13 @@ class BatchConsumer:
             while not self._closing:
                 if self._stop_fetching.is_set():
                     self._pause(set(self.assignment) - self.paused)
-                    self._poll_idle(0.05)
                 else:
                     self._apply_backpressure()
-                    msgs = self.consumer.consume(self.batch_size, 0.05)
-                    if msgs:
-                        self._dispatch(msgs)
+                # polling also while everything is paused keeps the member in the group and serves
+                # the rebalance callbacks; what was fetched before a pause took effect is still ours
+                msgs = self.consumer.consume(self.batch_size, 0.05)
+                if msgs:
+                    self._dispatch(msgs)
                 now = time.monotonic()
                 if now >= next_commit:
                     self._commit()
@@ -219,16 +216,10 @@ class BatchConsumer:
                     self.consumer.close()
                 self._stopped.set()
 
-    def _poll_idle(self, timeout: float) -> None:
-        """Keep the consumer alive (rebalance callbacks, group liveness) while every partition is paused."""
-        msgs = self.consumer.consume(self.batch_size, timeout)
-        if msgs:  # fetched before the pause took effect: still ours to process
-            self._dispatch(msgs)
-
     def _dispatch(self, msgs: list[Message]) -> None:
         by_route: dict[str, list[Message]] = {}
         chunks: dict[str, list[tuple[_Partition, _Chunk]]] = {}
-        last: dict[TP, list[Any]] = {}  # tp -> [next offset, records]
+        next_offsets: dict[TP, int] = {}  # per partition: the offset after its last record here
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -239,16 +230,10 @@ class BatchConsumer:
                 continue
             topic = m.topic()
             assert topic is not None
-            tp = (topic, m.partition() or 0)
-            entry = last.get(tp)
-            if entry is None:
-                last[tp] = [m.offset() + 1, 1]  # type: ignore[operator]
-            else:
-                entry[0] = m.offset() + 1  # type: ignore[operator]
-                entry[1] += 1
+            next_offsets[(topic, m.partition() or 0)] = m.offset() + 1  # type: ignore[operator]
             for route in self.routes_of.get(topic, ()):
                 by_route.setdefault(route, []).append(m)
-        for tp, (next_offset, _) in last.items():
+        for tp, next_offset in next_offsets.items():
             routes = self.routes_of.get(tp[0], ())
             handle = self.ledger.open(tp, next_offset, len(routes))
             for route in routes:
@@ -319,7 +304,6 @@ class BatchConsumer:
         tps = {(tp.topic, tp.partition) for tp in partitions}
         self.ledger.drop(list(tps))  # a partition we get back starts from its committed offset
         self.assignment |= tps  # paused by the loop if needed (the assignment itself follows this callback)
-        self.assigned_once.set()
         log.info("assigned %s", _fmt(tps))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
