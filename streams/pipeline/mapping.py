@@ -96,6 +96,26 @@ def compile_path(path: str) -> Callable[[Any], Any]:
     return getn
 
 
+def _emit_lookup(lines: list[str], prefixes: dict[str, str], parts: tuple[str, ...], var: str) -> bool:
+    """Append generated statements setting `var` to the value at `parts` in the dict `rec` (None when
+    missing), for paths of up to two steps; a first-level sub-record is looked up once per
+    generated function (named in `prefixes`). False for longer paths: the caller handles those."""
+    if not parts:
+        lines.append(f"    {var} = rec")
+    elif len(parts) == 1:
+        lines.append(f"    {var} = rec.get({parts[0]!r})")
+    elif len(parts) == 2:
+        p = prefixes.get(parts[0])
+        if p is None:
+            p = prefixes[parts[0]] = f"p{len(prefixes)}"
+            lines.append(f"    {p} = rec.get({parts[0]!r})")
+            lines.append(f"    {p}_ok = type({p}) is dict or isinstance({p}, dict)")
+        lines.append(f"    {var} = {p}.get({parts[1]!r}) if {p}_ok else None")
+    else:
+        return False
+    return True
+
+
 def compile_str_getters(paths: tuple[str | None, ...]) -> Callable[[Any], tuple[str | None, ...]]:
     """One function ``record -> tuple``: per path the value there when it is a non-empty string,
     else None (also for a None path). Same values as `compile_path` getters, generated as one
@@ -113,18 +133,7 @@ def compile_str_getters(paths: tuple[str | None, ...]) -> Callable[[Any], tuple[
         parts = _path_parts(path) if path else None
         if parts is None:
             lines.append(f"    v{i} = None")
-        elif not parts:
-            lines.append(f"    v{i} = rec")
-        elif len(parts) == 1:
-            lines.append(f"    v{i} = rec.get({parts[0]!r})")
-        elif len(parts) == 2:
-            pv = prefixes.get(parts[0])
-            if pv is None:
-                pv = prefixes[parts[0]] = f"p{len(prefixes)}"
-                lines.append(f"    {pv} = rec.get({parts[0]!r})")
-                lines.append(f"    {pv}_ok = type({pv}) is dict or isinstance({pv}, dict)")
-            lines.append(f"    v{i} = {pv}.get({parts[1]!r}) if {pv}_ok else None")
-        else:
+        elif not _emit_lookup(lines, prefixes, parts, f"v{i}"):
             namespace[f"_g{i}"] = getters[i]
             lines.append(f"    v{i} = _g{i}(rec)")
     values = ", ".join(f"v{i} if isinstance(v{i}, str) and v{i} else None" for i in range(len(paths)))
@@ -501,18 +510,7 @@ class Mapping:
         def fetch(parts: tuple[str, ...]) -> str:
             """Statements that set `v` to what compile_path(parts) returns, None when missing
             (the field shapes inlined here treat a missing value and null alike); rec is a dict."""
-            if not parts:
-                lines.append("    v = rec")
-            elif len(parts) == 1:
-                lines.append(f"    v = rec.get({parts[0]!r})")
-            elif len(parts) == 2:
-                p = prefixes.get(parts[0])
-                if p is None:
-                    p = prefixes[parts[0]] = f"p{len(prefixes)}"
-                    lines.append(f"    {p} = rec.get({parts[0]!r})")
-                    lines.append(f"    {p}_ok = type({p}) is dict or isinstance({p}, dict)")
-                lines.append(f"    v = {p}.get({parts[1]!r}) if {p}_ok else None")
-            else:
+            if not _emit_lookup(lines, prefixes, parts, "v"):
                 lines.append(f"    v = {const(compile_path('.'.join(parts)))}(rec)")
                 lines.append("    if v is _MISSING:")
                 lines.append("        v = None")
