@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
+from prometheus_client import Gauge
 
 from streams.destinations import DestinationAPI, Verdict
 from streams.metrics import METRICS
@@ -118,14 +119,14 @@ class ConcurrencyLimit:
     halved throughput at the same load and quadrupled the p50 latency).
     """
 
-    def __init__(self, maximum: int, adaptive: bool, on_change: object = None) -> None:
+    def __init__(self, maximum: int, adaptive: bool, gauge: Gauge | None = None) -> None:
         self.maximum = maximum
         self.adaptive = adaptive
         self.limit = maximum
         self.in_use = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._credit = 0.0  # growth earned towards the next +1
-        self._gauge = on_change
+        self._gauge = gauge  # reports the current limit
         self._report()
 
     async def acquire(self) -> None:
@@ -167,7 +168,7 @@ class ConcurrencyLimit:
 
     def _report(self) -> None:
         if self._gauge is not None:
-            self._gauge.set(self.limit)  # type: ignore[attr-defined]
+            self._gauge.set(self.limit)
 
 
 class Sink:
