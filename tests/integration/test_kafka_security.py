@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +33,7 @@ from streams.dev.samples import SampleFactory
 from streams.kafka import KafkaUnavailable, confluent_conf, connect_admin, faust_credentials
 from streams.oauth import OAuthTokenError
 from tests.integration.harness import API_KEY, WRITE_KEY, dead_letters, encoded, make_config, run_worker_until
+from tests.oauth_idp import TokenEndpoint, unsigned_jwt
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
@@ -49,56 +47,15 @@ MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 # --------------------------------------------------------------------------- fixtures
 
 
-def _b64(obj: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-
-def unsigned_jwt(sub: str, lifetime_s: int = 300) -> str:
-    """What the broker's unsecured validator accepts: alg none, `sub` and `exp`, empty signature."""
+def token_answer(n: int, auth: str, body: str) -> tuple[int, dict[str, Any]]:
+    """Our client id and secret (HTTP Basic) and the client-credentials grant get an unsigned JWT."""
+    form = dict(p.split("=", 1) for p in body.split("&") if "=" in p)
+    expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    if form.get("grant_type") != "client_credentials" or auth != expected:
+        return 401, {"error": "invalid_client"}
     now = int(time.time())
-    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64({'sub': sub, 'iat': now, 'exp': now + lifetime_s})}."
-
-
-class TokenEndpoint:
-    """A tiny OAuth token endpoint (client-credentials grant, HTTP Basic client auth) on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, str]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
-                form = dict(p.split("=", 1) for p in body.split("&") if "=" in p)
-                outer.requests.append(form)
-                expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-                if form.get("grant_type") != "client_credentials" or self.headers.get("authorization") != expected:
-                    self._answer(401, {"error": "invalid_client"})
-                    return
-                self._answer(200, {"access_token": unsigned_jwt(CLIENT_ID), "token_type": "bearer", "expires_in": 300})
-
-            def _answer(self, status: int, obj: dict[str, Any]) -> None:
-                out = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth2/token"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> TokenEndpoint:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    jwt = unsigned_jwt({"sub": CLIENT_ID, "iat": now, "exp": now + 300})
+    return 200, {"access_token": jwt, "token_type": "bearer", "expires_in": 300}
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +77,7 @@ def secure_kafka() -> Iterator[LocalKafka]:
 
 @pytest.fixture(scope="module")
 def token_endpoint() -> Iterator[TokenEndpoint]:
-    with TokenEndpoint() as endpoint:
+    with TokenEndpoint(token_answer) as endpoint:
         yield endpoint
 
 
@@ -223,7 +180,8 @@ async def test_confluent_and_faust_clients_authenticate(secure_kafka, token_endp
     if how == "OAUTHBEARER":
         # both stacks fetched their token from the endpoint, with the configured scope
         assert len(token_endpoint.requests) >= 2
-        assert all(r == {"grant_type": "client_credentials", "scope": "kafka"} for r in token_endpoint.requests)
+        forms = [dict(p.split("=", 1) for p in body.split("&") if "=" in p) for _, body in token_endpoint.requests]
+        assert all(f == {"grant_type": "client_credentials", "scope": "kafka"} for f in forms)
     secret = CLIENT_SECRET if how == "OAUTHBEARER" else PASSWORD
     assert secret not in caplog.text
 

@@ -23,6 +23,7 @@ import fastavro
 import pytest
 
 from streams.codec import DecodeError, Decoder, SchemaStore, compile_reader, encode_plain, load_schema_file
+from tests.unit.typed_equal import same
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "avro_schemas"
 SHIPPED = sorted(p.stem for p in SCHEMAS.glob("*.avsc"))
@@ -147,19 +148,6 @@ def fastavro_read(data: bytes, writer: Any, reader: Any = None) -> Any:
     w = fastavro.parse_schema(writer)
     r = fastavro.parse_schema(reader) if reader is not None else None
     return fastavro.schemaless_reader(io.BytesIO(data), w, r)
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal values of the same types, recursively (1 == 1.0 == True would hide a wrong type)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and a != a:
-        return b != b
-    return bool(a == b)
 
 
 def check_pair(writer: Any, reader: Any, n: int, seed: int) -> int:

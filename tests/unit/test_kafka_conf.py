@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import ssl
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from streams.config import ConfigError, KafkaSettings, load_config
 from streams.dev.broker import TlsFiles, generate_tls_files
 from streams.kafka import confluent_conf, faust_credentials
 from streams.oauth import ClientCredentialsTokenProvider, OAuthCredentials, OAuthTokenError, jwt_claims
+from tests.oauth_idp import TokenEndpoint, unsigned_jwt
 
 SECRET = "pw-5ecr3t-value"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bridge.yaml"
@@ -211,51 +209,10 @@ def test_oauth_token_endpoint_https_or_loopback_loads(url):
 # --------------------------------------------------------------------------- the OAuth token provider
 
 
-def _b64(obj: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-
-def _jwt(claims: dict[str, Any]) -> str:
-    return f"{_b64({'alg': 'none'})}.{_b64(claims)}."
-
-
-class IdP:
-    """A local token endpoint; `answer` decides status and body per request."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str]] = []  # (authorization header, form body)
-        self.answer: Any = lambda n: (200, {"access_token": f"tok-{n}", "expires_in": 300})
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
-                outer.requests.append((self.headers.get("authorization", ""), body))
-                status, obj = outer.answer(len(outer.requests))
-                out = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def idp() -> Iterator[IdP]:
-    server = IdP()
-    yield server
-    server.close()
+def idp() -> Iterator[TokenEndpoint]:
+    with TokenEndpoint() as server:
+        yield server
 
 
 def test_token_is_fetched_with_client_credentials_and_cached(idp):
@@ -272,7 +229,7 @@ def test_token_is_fetched_with_client_credentials_and_cached(idp):
 
 
 def test_token_is_refreshed_near_expiry(idp):
-    idp.answer = lambda n: (200, {"access_token": f"tok-{n}", "expires_in": 1})
+    idp.answer = lambda n, auth, body: (200, {"access_token": f"tok-{n}", "expires_in": 1})
     p = ClientCredentialsTokenProvider(idp.url, "cid", SECRET)
 
     async def go() -> list[str]:
@@ -284,7 +241,7 @@ def test_token_is_refreshed_near_expiry(idp):
 
 
 def test_lifetime_from_the_jwt_exp_when_expires_in_is_missing(idp):
-    idp.answer = lambda n: (200, {"access_token": _jwt({"sub": "cid", "exp": int(time.time()) + 600})})
+    idp.answer = lambda n, auth, body: (200, {"access_token": unsigned_jwt({"sub": "cid", "exp": int(time.time()) + 600})})
     p = ClientCredentialsTokenProvider(idp.url, "cid", SECRET)
     asyncio.run(p.token())
     assert 400 < p._refresh_at - time.monotonic() <= 600
@@ -295,11 +252,11 @@ def test_lifetime_from_the_jwt_exp_when_expires_in_is_missing(idp):
     [
         (401, {"error": "invalid_client"}, "answered HTTP 401"),
         (200, {"token_type": "bearer"}, "has no access_token"),
-        (200, {"access_token": _jwt({"sub": "x", "exp": 1000})}, "expired token"),
+        (200, {"access_token": unsigned_jwt({"sub": "x", "exp": 1000})}, "expired token"),
     ],
 )
 def test_token_errors_name_the_endpoint_not_the_secret(idp, status, body, fragment):
-    idp.answer = lambda n: (status, body)
+    idp.answer = lambda n, auth, form: (status, body)
     p = ClientCredentialsTokenProvider(idp.url, "cid", SECRET)
     with pytest.raises(OAuthTokenError) as info:
         asyncio.run(p.token())
@@ -314,7 +271,7 @@ def test_unreachable_endpoint_is_an_oauth_error():
 
 
 def test_jwt_claims():
-    assert jwt_claims(_jwt({"sub": "a", "exp": 5})) == {"sub": "a", "exp": 5}
+    assert jwt_claims(unsigned_jwt({"sub": "a", "exp": 5})) == {"sub": "a", "exp": 5}
     assert jwt_claims("opaque-token") == {}
     assert jwt_claims("a.!!!.c") == {}
 

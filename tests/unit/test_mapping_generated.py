@@ -18,6 +18,7 @@ import pytest
 from streams.config import load_config
 from streams.dev.samples import SampleFactory
 from streams.pipeline.mapping import Mapping, MappingError
+from tests.unit.typed_equal import same
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = load_config(REPO / "examples" / "bridge.yaml", env={"ZEOTAP_WRITE_KEY": "t"})
@@ -49,18 +50,6 @@ ODD_VALUES: list[Any] = [
     "2026-01-02T03:04:05Z",
     1767225600123,
 ]
-
-
-def same(a: Any, b: Any) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and a != a:
-        return b != b
-    return bool(a == b)
 
 
 def outcome(fn: Any, record: Any) -> Any:
