@@ -17,11 +17,29 @@ If no broker can be had the requesting tests ERROR - they are never skipped, wit
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from streams.dev.broker import Broker, BrokerError, get_broker
+
+
+def running_broker(make: Callable[[], Broker], what: str = "the kafka-marked tests") -> Iterator[Broker]:
+    """Make and start a broker, yield it, stop it. If it cannot be had, the requesting tests FAIL
+    (with or without CI=true), never skip: a silently skipped integration suite is worse than a red one."""
+    error: BrokerError | None = None
+    try:
+        broker = make()
+        broker.start()
+    except BrokerError as exc:
+        error = exc
+    if error is not None:  # outside the except block: no chained traceback noise
+        ci = " (CI=true)" if os.environ.get("CI", "").lower() == "true" else ""
+        pytest.fail(f"no Kafka broker for {what}{ci}:\n{error}", pytrace=False)
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 @pytest.fixture(scope="session")
@@ -29,19 +47,7 @@ def kafka_broker() -> Iterator[Broker]:
     local_options: dict[str, str] = {}
     if os.environ.get("S2S_BRIDGE_KAFKA_LOG"):
         local_options["log_file"] = os.environ["S2S_BRIDGE_KAFKA_LOG"]
-    error: BrokerError | None = None
-    try:
-        broker = get_broker(**local_options)
-        broker.start()
-    except BrokerError as exc:
-        error = exc
-    if error is not None:  # outside the except block: no chained traceback noise
-        ci = " (CI=true)" if os.environ.get("CI", "").lower() == "true" else ""
-        pytest.fail(f"no Kafka broker for the kafka-marked tests{ci}:\n{error}", pytrace=False)
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    yield from running_broker(lambda: get_broker(**local_options))
 
 
 @pytest.fixture(scope="session")

@@ -27,12 +27,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from streams.config import KafkaSettings, WorkerSettings
-from streams.dev.broker import BrokerError, KafkaSecurity, LocalKafka, generate_tls_files
+from streams.dev.broker import KafkaSecurity, LocalKafka, generate_tls_files
 from streams.dev.emulator import Emulator, EmulatorConfig
 from streams.dev.samples import SampleFactory
 from streams.kafka import KafkaUnavailable, confluent_conf, connect_admin, faust_credentials
 from streams.oauth import OAuthTokenError
 from tests.integration.harness import API_KEY, WRITE_KEY, dead_letters, encoded, make_config, run_worker_until
+from tests.kafka_broker import running_broker
 from tests.oauth_idp import TokenEndpoint, unsigned_jwt
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
@@ -61,18 +62,9 @@ def token_answer(n: int, auth: str, body: str) -> tuple[int, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def secure_kafka() -> Iterator[LocalKafka]:
     """Our own broker with the security listeners (the session broker stays plain)."""
-    broker = LocalKafka(security=KafkaSecurity(users={USER: PASSWORD}))
-    error: BrokerError | None = None
-    try:
-        broker.start()
-    except BrokerError as exc:
-        error = exc
-    if error is not None:  # fail, never skip (as tests/kafka_broker.py)
-        pytest.fail(f"no Kafka broker with security listeners:\n{error}", pytrace=False)
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    yield from running_broker(  # type: ignore[misc]  # a LocalKafka, typed as Broker
+        lambda: LocalKafka(security=KafkaSecurity(users={USER: PASSWORD})), "the security tests (listeners with SASL/TLS)"
+    )
 
 
 @pytest.fixture(scope="module")
