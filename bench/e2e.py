@@ -414,13 +414,20 @@ class Bench:
         secs = self.args.latency_seconds
         count = max(1, int(rate * secs))
         warm = min(2000, max(200, int(rate)))
+        # the first seconds at the rate are not measured: the worker's caches, the broker's JIT and
+        # the HTTP connections settle there (the measured part is the steady state at that load)
+        ramp_s = min(5.0, secs / 2)
+        ramp = int(rate * ramp_s)
         topic = f"bench-lat-{ROUTE}-{self.tag}"
-        log(f"latency: fresh topic {topic}, one worker, {rate:,.0f} records/s for {secs:.0f}s ({count} records)")
+        log(
+            f"latency: fresh topic {topic}, one worker, {rate:,.0f} records/s for {ramp_s:.0f}s (not measured) "
+            f"+ {secs:.0f}s ({count} records)"
+        )
         create_topic(self.bootstrap, topic)
         schema_id = register_schema(self.emu.registry_url, topic)
         off = self.args.events + 1_000_000  # emails/phones the pipeline has not seen yet
         warm_records = generate(warm, schema_id, offset=off, seed=self.args.seed + 1)
-        records = generate(count, schema_id, offset=off + warm, seed=self.args.seed + 2)
+        records = generate(ramp + count, schema_id, offset=off + warm, seed=self.args.seed + 2)
         cfg = self.workdir / f"latency{self.logsuffix}.yaml"
         write_config(
             cfg,
@@ -438,10 +445,13 @@ class Bench:
         try:
             produce_all(self.bootstrap, topic, warm_records)
             self._wait_delivered(warm, procs, stall_s=60)
-            t0 = time.time()
-            ts_by_id, achieved = produce_at_rate(self.bootstrap, topic, records, rate)
+            t_ramp = time.time()
+            ts_all, achieved = produce_at_rate(self.bootstrap, topic, records, rate)
             t1 = time.time()
-            self._wait_delivered(warm + count, procs)
+            t0 = t_ramp + ramp_s
+            measured = {r[0].decode() for r in records[ramp:]}
+            ts_by_id = {i: ts for i, ts in ts_all.items() if i in measured}
+            self._wait_delivered(warm + ramp + count, procs)
             receipts = self.emu.admin.receipts("zeotap")["zeotap"]
             rss_kb = status_kb(procs[0][0].pid, "VmHWM") or 0
         finally:
@@ -449,13 +459,15 @@ class Bench:
             sampler.stop()
         st = zeotap_stats(self.emu)
         lat = sorted(receipts[i] - ts for i, ts in ts_by_id.items() if i in receipts)
-        missing = len(ts_by_id) - len(lat)
+        missing = sum(1 for i in ts_all if i not in receipts)  # ramp included: nothing may be lost
         if any(c != 0 for c in codes):
             self.errors.append(f"latency: worker exit code {codes}")
         cpu = sampler.window("w0", t0, t1) or 0.0
         return {
             "rate_target": rate,
+            "rate_source": "--latency-rate" if self.args.latency_rate else "half of bridge max",
             "rate_achieved": achieved,
+            "ramp_s": ramp_s,
             "seconds": t1 - t0,
             "events": count,
             "lost": missing,
@@ -465,6 +477,8 @@ class Bench:
             "p99_ms": percentile(lat, 0.99),
             "max_ms": lat[-1] if lat else None,
             "worker_cpu_util": cpu / (t1 - t0) if t1 > t0 else None,
+            "emulator_cpu_util": (sampler.window("emulator", t0, t1) or 0.0) / (t1 - t0) if t1 > t0 else None,
+            "broker_cpu_util": (sampler.window("broker", t0, t1) or 0.0) / (t1 - t0) if t1 > t0 else None,
             "other_load_cores": (sampler.foreign(t0, t1) or 0.0) / (t1 - t0) if t1 > t0 else None,
             "peak_rss_mb": rss_kb / 1024,
         }
@@ -605,10 +619,11 @@ class Bench:
         lines.append("")
         if lat:
             lines.append(
-                f"latency (1 worker, fixed rate {lat['rate_achieved']:,.0f}/s = half of bridge max, {lat['seconds']:.0f}s, "
+                f"latency (1 worker, fixed rate {lat['rate_achieved']:,.0f}/s = {lat.get('rate_source')}, {lat['seconds']:.0f}s, "
                 f"{lat['events']} records): p50 {f(lat['p50_ms'], '{:.0f}')} ms, p90 {f(lat['p90_ms'], '{:.0f}')} ms, "
                 f"p99 {f(lat['p99_ms'], '{:.0f}')} ms, max {f(lat['max_ms'], '{:.0f}')} ms; lost {lat['lost']}, "
-                f"worker CPU {f(lat['worker_cpu_util'], '{:.0%}')}, other load {f(lat['other_load_cores'], '{:.2f}')} cores"
+                f"worker CPU {f(lat['worker_cpu_util'], '{:.0%}')}, emulator {f(lat.get('emulator_cpu_util'), '{:.0%}')}, "
+                f"broker {f(lat.get('broker_cpu_util'), '{:.0%}')}, other load {f(lat['other_load_cores'], '{:.2f}')} cores"
             )
         else:
             lines.append("latency: not measured")
@@ -651,6 +666,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--events", type=int, help="records in the topic (default 200000; --quick 30000)")
     ap.add_argument("--naive-events", type=int, help="records the naive variant handles (default 20000; --quick 5000)")
     ap.add_argument("--latency-seconds", type=float, help="fixed-rate latency run length (default 20; --quick 5)")
+    ap.add_argument(
+        "--latency-rate", type=float, help="records/s of the latency run (default: half the bridge's measured maximum)"
+    )
     ap.add_argument("--quick", action="store_true", help="smoke check: small numbers, under 2 minutes")
     ap.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
     ap.add_argument("--profile", metavar="FILE", help="extra bridge run with py-spy attached (raw collapsed stacks to FILE)")
@@ -766,7 +784,8 @@ def main(argv: list[str] | None = None) -> int:
             b.measure("bridge_x2", lambda: b.run_bridge(2))
         if "latency" in only:
             max_eps = (b.results.get("bridge") or {}).get("eps") or 2000.0
-            b.measure("latency", lambda: b.run_latency(max_eps / 2))
+            rate = args.latency_rate or max_eps / 2
+            b.measure("latency", lambda: b.run_latency(rate))
         if args.profile:
             b.attempt = 0
             b.run_bridge(1, profile=args.profile)

@@ -116,7 +116,7 @@ def produce_at_rate(
 ) -> tuple[dict[str, int], float]:
     """Produce `records` at `rate` records/s, each with an explicit Kafka timestamp (CreateTime, epoch
     ms) taken at the produce() call. Returns eventId -> timestamp ms and the achieved rate."""
-    p = _producer(bootstrap, **{"linger.ms": 2, "batch.size": 262_144})
+    p = _producer(bootstrap, **{"linger.ms": 5, "batch.size": 262_144})
     ts_by_id: dict[str, int] = {}
     errors: list[Any] = []
 

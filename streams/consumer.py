@@ -159,6 +159,8 @@ class BatchConsumer:
                 # bounded prefetch: memory, not throughput, is what the defaults (64 MB) cost us
                 "queued.max.messages.kbytes": 16384,
                 "queued.min.messages": 20000,
+                "fetch.min.bytes": k.fetch_min_bytes,
+                "fetch.wait.max.ms": k.fetch_max_wait_ms,
             },
         )
         self.consumer = Consumer(conf, logger=logging.getLogger("streams.consumer.librdkafka"))
@@ -195,7 +197,7 @@ class BatchConsumer:
                     self._apply_backpressure()
                 # polling also while everything is paused keeps the member in the group and serves
                 # the rebalance callbacks; what was fetched before a pause took effect is still ours
-                msgs = self.consumer.consume(self.batch_size, 0.05)
+                msgs = self._consume()
                 if msgs:
                     self._dispatch(msgs)
                 now = time.monotonic()
@@ -215,6 +217,19 @@ class BatchConsumer:
                 with contextlib.suppress(Exception):
                     self.consumer.close()
                 self._stopped.set()
+
+    def _consume(self) -> list[Message]:
+        """What is there, up to batch_size; else wait (at most 50 ms) for the first record only.
+
+        `consume(n, timeout)` would wait for n records or the whole timeout: at moderate rates every
+        record would sit up to 50 ms in the client before the bridge sees it."""
+        msgs = self.consumer.consume(self.batch_size, 0)
+        if msgs:
+            return msgs
+        first = self.consumer.poll(0.05)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(self.batch_size - 1, 0)] if self.batch_size > 1 else [first]
 
     def _dispatch(self, msgs: list[Message]) -> None:
         by_route: dict[str, list[Message]] = {}

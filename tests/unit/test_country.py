@@ -328,9 +328,7 @@ def test_country_from_locale(locale: str, expected: str | None) -> None:
         (CountrySources("Atlantis", "12", "10.0.0.1", "fr"), "Narnia", None),
     ],
 )
-def test_resolve_country(
-    sources: CountrySources, default: str | None, expected: tuple[str, str] | None
-) -> None:
+def test_resolve_country(sources: CountrySources, default: str | None, expected: tuple[str, str] | None) -> None:
     assert resolve_country(sources, default) == expected
 
 

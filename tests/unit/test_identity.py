@@ -345,9 +345,7 @@ def test_normalize_name_keep_case() -> None:
         ("unknown", "x", HASHED, None, None),
     ],
 )
-def test_identifier(
-    kind: str, value: str, profile: IdentityProfile, region: str | None, expected: str | None
-) -> None:
+def test_identifier(kind: str, value: str, profile: IdentityProfile, region: str | None, expected: str | None) -> None:
     assert identifier(kind, value, profile, region) == expected  # type: ignore[arg-type]
 
 
