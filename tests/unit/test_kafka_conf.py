@@ -306,3 +306,32 @@ def test_generated_pki_files(tmp_path: Path):
     # Python's ssl accepts them as they are (what aiokafka uses)
     ctx = ssl.create_default_context(cafile=str(files.ca_cert))
     ctx.load_cert_chain(str(files.client_cert), str(files.client_key))
+
+
+# --------------------------------------------------------------------------- batch engine consumer
+
+
+def test_batch_consumer_fetch_settings_reach_librdkafka(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streams.consumer as consumer_mod
+
+    seen: list[dict[str, Any]] = []
+
+    class Capture:
+        def __init__(self, conf: dict[str, Any], logger: Any = None) -> None:
+            seen.append(conf)
+
+    monkeypatch.setattr(consumer_mod, "Consumer", Capture)
+    cfg = load_config(EXAMPLE, env={"ZEOTAP_WRITE_KEY": "k"})
+    consumer_mod.BatchConsumer(cfg, bridge=None, loop=asyncio.new_event_loop())
+    assert seen[-1]["fetch.min.bytes"] == 65_536 and seen[-1]["fetch.wait.max.ms"] == 50
+    assert seen[-1]["enable.auto.commit"] is False
+
+    tuned = cfg.model_copy(update={"kafka": cfg.kafka.model_copy(update={"fetch_min_bytes": 1, "fetch_max_wait_ms": 500})})
+    consumer_mod.BatchConsumer(tuned, bridge=None, loop=asyncio.new_event_loop())
+    assert seen[-1]["fetch.min.bytes"] == 1 and seen[-1]["fetch.wait.max.ms"] == 500
+
+
+@pytest.mark.parametrize("field,value", [("fetch_min_bytes", 0), ("fetch_max_wait_ms", -1), ("fetch_max_wait_ms", 60_000)])
+def test_fetch_settings_out_of_range_name_the_field(field: str, value: int) -> None:
+    with pytest.raises(ValidationError, match=field):
+        kafka(**{field: value})
