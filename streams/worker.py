@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -75,6 +76,9 @@ class Worker:
             self._add_pages()
             await self.app.start()
         log.info("worker started in %.1fs (%s engine): routes %s", time.monotonic() - t0, engine, ", ".join(self.config.routes))
+        # what exists now (modules, compiled pipelines, clients) lives as long as the process: out of
+        # the collector's full passes, which otherwise walk it every few thousand records
+        gc.freeze()
         self.ready = True
         lag_task = asyncio.ensure_future(self._report_lag()) if self.app is not None else None
         try:

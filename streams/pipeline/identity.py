@@ -66,14 +66,17 @@ class IdentityProfile:
     phone_format: PhoneFormat = "e164"
     fold_gmail: bool = False
     lowercase_names: bool = True
-    # the profile is part of every identifier cache key: hash it once, not in Python per lookup
-    _hash: int = field(init=False, repr=False, compare=False)
+    # what the identifier cache keys hold instead of the profile: a str (hash cached by Python,
+    # never tracked by the garbage collector, unlike a key tuple that holds this object)
+    key: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_hash", hash((self.hash, self.phone_format, self.fold_gmail, self.lowercase_names)))
+        key = f"{int(self.hash)}|{self.phone_format}|{int(self.fold_gmail)}|{int(self.lowercase_names)}"
+        object.__setattr__(self, "key", key)
+        _PROFILES.setdefault(key, self)
 
-    def __hash__(self) -> int:
-        return self._hash
+
+_PROFILES: dict[str, IdentityProfile] = {}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -433,11 +436,12 @@ def identifier(
     """
     if not isinstance(value, str):
         return None
-    return _identifier(kind, value, profile, default_region)
+    return _identifier(kind, value, profile.key, default_region)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
-def _identifier(kind: IdentifierKind, value: str, profile: IdentityProfile, default_region: str | None) -> str | None:
+def _identifier(kind: IdentifierKind, value: str, profile_key: str, default_region: str | None) -> str | None:
+    profile = _PROFILES[profile_key]
     trimmed = _trim(value)
     if is_sha256_hex(trimmed):
         return trimmed.lower()
@@ -457,5 +461,6 @@ def _identifier(kind: IdentifierKind, value: str, profile: IdentityProfile, defa
     return sha256_hex(normalised) if profile.hash else normalised
 
 
-#: `identifier` for a ``str`` value (the caller checked): the cached function itself, one call less.
+#: `identifier` for a ``str`` value (the caller checked) and a profile's ``key``: the cached
+#: function itself, one call less.
 cached_identifier = _identifier

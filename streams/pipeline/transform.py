@@ -167,6 +167,7 @@ class RoutePipeline:
             else:
                 del body[key]
         profile = self.profile
+        profile_key = profile.key
         for section, key, kind in self._identity_targets:
             body = sections.get(section)
             if body is None:
@@ -175,7 +176,7 @@ class RoutePipeline:
             if raw_value is None:
                 continue
             if type(raw_value) is str:
-                norm = cached_identifier(kind, raw_value, profile, alpha2)
+                norm = cached_identifier(kind, raw_value, profile_key, alpha2)
             else:
                 norm = identifier(kind, raw_value, profile, alpha2)  # type: ignore[arg-type]
             if norm is None:

@@ -379,3 +379,19 @@ def test_profile_is_hashable_and_frozen() -> None:
     assert IdentityProfile() == IdentityProfile(hash=True, phone_format="e164", fold_gmail=False)
     with pytest.raises(AttributeError):
         IdentityProfile().hash = False  # type: ignore[misc]
+
+
+def test_profile_keys_are_distinct_and_keep_cached_answers_apart() -> None:
+    import itertools
+
+    profiles = [
+        IdentityProfile(hash=h, phone_format=f, fold_gmail=g, lowercase_names=n)  # type: ignore[arg-type]
+        for h, f, g, n in itertools.product([True, False], ["e164", "digits"], [True, False], [True, False])
+    ]
+    assert len({p.key for p in profiles}) == len(profiles)
+    # the cache is keyed by profile: alternating profiles never returns the other one's answer
+    for _ in range(2):
+        assert identifier("email", "J.Doe+x@GMail.com", PLAIN) == "j.doe+x@gmail.com"
+        assert identifier("email", "J.Doe+x@GMail.com", PLAIN_GMAIL) == "jdoe@gmail.com"
+        assert identifier("phone", "+49 30 1234567", PLAIN_DIGITS, None) == "49301234567"
+        assert identifier("phone", "+49 30 1234567", PLAIN, None) == "+49301234567"
