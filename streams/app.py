@@ -94,6 +94,11 @@ class Capacity:
             self._cond.notify_all()
 
 
+def _consume_result(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class Bridge:
     """Runtime state shared by the agents: pipelines, sinks, dead-letter producer."""
 
@@ -173,19 +178,31 @@ class Bridge:
         await cap.acquire(n)
         METRICS.in_flight.labels(route).set(cap.used)
         pipeline = self.pipelines[route]
-        outcomes = []
+        outcomes: list[Any] = []
+        # each payload goes to the sink as soon as it is transformed (not after the whole batch),
+        # so the sink's batches fill, and leave, while the rest of this batch is still transformed
+        waits: list[tuple[int, asyncio.Future[Any]]] = []
+        submit = self.sinks[pipeline.destination.name].submit
         process = pipeline.process
         # one batch at a time per route, in arrival order: interleaving batches would delay the
         # first one's delivery until all of them are transformed
-        async with self._transforming[route]:
-            for i, m in enumerate(records, 1):
-                try:
-                    outcomes.append(process(m.value(), m.topic(), m.partition(), m.offset()))
-                except Exception:  # rare (registry down, a bug): the slow path handles it
-                    outcomes.append(await self._process(pipeline, m))
-                if i % 100 == 0:
-                    await asyncio.sleep(0)  # let HTTP responses and settling in between (latency)
-        task = asyncio.ensure_future(self._settle(route, pipeline, records, outcomes, on_settled))
+        try:
+            async with self._transforming[route]:
+                for i, m in enumerate(records):
+                    try:
+                        out = process(m.value(), m.topic(), m.partition(), m.offset())
+                    except Exception:  # rare (registry down, a bug): the slow path handles it
+                        out = await self._process(pipeline, m)
+                    outcomes.append(out)
+                    if type(out) is Payload:
+                        waits.append((i, submit(out.event_id, out.body)))
+                    if i % 100 == 99:
+                        await asyncio.sleep(0)  # let HTTP responses and settling in between (latency)
+        except asyncio.CancelledError:  # shutdown: the batch is never acked; quiet its submitted events
+            for _, fut in waits:
+                fut.add_done_callback(_consume_result)
+            raise
+        task = asyncio.ensure_future(self._settle(route, pipeline, records, outcomes, waits, on_settled))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -214,16 +231,14 @@ class Bridge:
         pipeline: RoutePipeline,
         records: Sequence[Record],
         outcomes: list[Any],
+        waits: list[tuple[int, asyncio.Future[Any]]],
         on_settled: Callable[[], object],
     ) -> None:
+        """Wait for the batch's deliveries (`waits`: record index, sink future), dead-letter what
+        was rejected or refused, then ack the batch."""
         cap = self.capacity[route]
         dest = pipeline.destination.name
-        sink = self.sinks[dest]
-        waits: list[tuple[int, asyncio.Future[Any]]] = []
         try:
-            for i, out in enumerate(outcomes):
-                if isinstance(out, Payload):
-                    waits.append((i, sink.submit(out.event_id, out.body)))
             dead: list[tuple[int, DeadLetter]] = []
             for i, out in enumerate(outcomes):
                 if isinstance(out, Rejected):
