@@ -419,9 +419,10 @@ class Bench:
         secs = self.args.latency_seconds
         count = max(1, int(rate * secs))
         warm = min(2000, max(200, int(rate)))
-        # the first seconds at the rate are not measured: the worker's caches, the broker's JIT and
-        # the HTTP connections settle there (the measured part is the steady state at that load)
-        ramp_s = min(5.0, secs / 2)
+        # the first seconds at the rate are not measured: the worker's caches, the HTTP connections
+        # and above all the co-located broker settle there (its JIT compiles the small-batch produce
+        # path: until then it takes ~0.8 of this box's 2 cores at this rate instead of ~0.3)
+        ramp_s = self.args.latency_ramp
         ramp = int(rate * ramp_s)
         topic = f"bench-lat-{ROUTE}-{self.tag}"
         log(
@@ -696,6 +697,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--latency-rate", type=float, help="records/s of the latency run (default: half the bridge's measured maximum)"
     )
+    ap.add_argument(
+        "--latency-ramp", type=float, help="seconds at the latency rate before measuring (default 20; --quick 2)"
+    )
     ap.add_argument("--quick", action="store_true", help="smoke check: small numbers, under 2 minutes")
     ap.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
     ap.add_argument("--profile", metavar="FILE", help="extra bridge run with py-spy attached (raw collapsed stacks to FILE)")
@@ -724,6 +728,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.wait_idle = 0.0 if quick else 120.0
     if args.latency_seconds is None:
         args.latency_seconds = 5.0 if quick else 20.0
+    if args.latency_ramp is None:
+        args.latency_ramp = 2.0 if quick else 20.0
     return args
 
 

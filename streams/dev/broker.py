@@ -62,6 +62,10 @@ DEFAULT_JVM_ARGS: tuple[str, ...] = (
     "-XX:MaxGCPauseMillis=20",
     "-XX:InitiatingHeapOccupancyPercent=35",
     "-XX:+ExplicitGCInvokesConcurrent",
+    # C1 only: a dev/test broker lives for minutes, and on 2 cores the C2 compiler threads took
+    # up to a core while a benchmark or test ran next to it (latency bench at 3,400 records/s:
+    # broker 66% -> 52% of a core, p99 946 -> 318 ms; raw consume rate within 4%)
+    "-XX:TieredStopAtLevel=1",
     "-Djava.awt.headless=true",
 )
 
