@@ -61,6 +61,28 @@ async def test_batches_are_cut_by_count():
     assert [e["event"]["eventId"] for b in seen for e in b] == [f"e{i}" for i in range(1200)]
 
 
+async def test_batches_are_cut_by_bytes_envelope_included():
+    bodies: list[int] = []
+
+    def sized(events: list[dict[str, Any]]) -> httpx.Response:
+        return httpx.Response(204)
+
+    sink, seen = make_sink(sized, batch={"max_events": 500, "max_bytes": 2048, "linger_ms": 5})
+    orig_post = sink.client.post
+
+    async def post(url: Any, content: bytes, headers: Any) -> httpx.Response:
+        bodies.append(len(content))
+        return await orig_post(url, content=content, headers=headers)
+
+    sink.client.post = post  # type: ignore[method-assign]
+    events = [(f"e{i}", orjson.dumps({"event": {"eventId": f"e{i}", "pad": "x" * (100 + i % 50)}})) for i in range(300)]
+    results = await sink.send(events)
+    assert all(isinstance(r, Delivered) for r in results)
+    assert sum(len(b) for b in seen) == 300 and len(seen) > 1
+    assert max(bodies) <= 2048  # the whole request body, {"events":[...]} included
+    assert min(bodies[:-1]) > 2048 - 200  # and batches are filled, not cut early
+
+
 async def test_a_400_is_bisected_down_to_the_bad_events():
     def handler(events: list[dict[str, Any]]) -> httpx.Response:
         if any(e["event"]["eventName"] == "poison" for e in events):
