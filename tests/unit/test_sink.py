@@ -278,3 +278,22 @@ async def test_sink_settles_near_what_a_throttling_destination_accepts():
     await fixed.send([body(i) for i in range(200)])
     # a fixed 32 keeps sending into the throttle: several times the adaptive sink's refusals
     assert active["throttled"] > 3 * max(adaptive_throttled, 10)
+
+
+async def test_responses_are_freed_without_the_garbage_collector():
+    """httpx 0.28 keeps each response (and the request body it references) in a reference cycle;
+    the sink breaks it, so a request body is freed as soon as its answer is read."""
+    import gc
+
+    sink, seen = make_sink(ok)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        await sink.send([body(i) for i in range(1200)])
+        gc.collect()
+        leftovers = [o for o in gc.garbage if isinstance(o, httpx.Response | httpx.Request)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert len(seen) == 3
+    assert leftovers == []
