@@ -697,9 +697,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--latency-rate", type=float, help="records/s of the latency run (default: half the bridge's measured maximum)"
     )
-    ap.add_argument(
-        "--latency-ramp", type=float, help="seconds at the latency rate before measuring (default 20; --quick 2)"
-    )
+    ap.add_argument("--latency-ramp", type=float, help="seconds at the latency rate before measuring (default 20; --quick 2)")
     ap.add_argument("--quick", action="store_true", help="smoke check: small numbers, under 2 minutes")
     ap.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
     ap.add_argument("--profile", metavar="FILE", help="extra bridge run with py-spy attached (raw collapsed stacks to FILE)")
