@@ -679,13 +679,10 @@ def group_settled_at(paths: list[Path], before: float) -> float | None:
 
 def worker_started_at(path: Path) -> float | None:
     """Wall time of the worker's "worker started" log line (its Faust app joined the group)."""
-    import datetime as dt
-
     with contextlib.suppress(OSError):
         for line in path.read_text(errors="replace").splitlines():
-            if "worker started in" in line:
-                with contextlib.suppress(ValueError):
-                    return dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            if "worker started in" in line and (t := _log_time(line)) is not None:
+                return t
     return None
 
 

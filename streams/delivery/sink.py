@@ -190,7 +190,6 @@ class Sink:
         self.max_events = s.batch.max_events if api.batched else 1
         self.max_bytes = min(s.batch.max_bytes, api.max_request_bytes)
         self.linger = s.batch.linger_ms / 1000.0
-        self._envelope_bound = api.envelope_bytes(self.max_events)
         self.gzip = s.gzip
         self.retry = s.retry
         self.client = client or httpx.AsyncClient(
@@ -219,21 +218,14 @@ class Sink:
         """Queue one encoded event; the future resolves when its fate is known."""
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         size = len(body) + 1
-        pending = self._pending
-        # the envelope is only computed when the batch gets near max_bytes (it grows with the count,
-        # so its size at max_events bounds it)
-        if pending and (
-            len(pending) >= self.max_events
-            or (
-                self._pending_bytes + size + self._envelope_bound > self.max_bytes
-                and self._pending_bytes + size + self.api.envelope_bytes(len(pending) + 1) > self.max_bytes
-            )
+        if self._pending and (
+            len(self._pending) >= self.max_events
+            or self._pending_bytes + size + self.api.envelope_bytes(len(self._pending) + 1) > self.max_bytes
         ):
             self._cut()
-            pending = self._pending
-        pending.append(_Item(event_id, body, fut))
+        self._pending.append(_Item(event_id, body, fut))
         self._pending_bytes += size
-        if len(pending) >= self.max_events:
+        if len(self._pending) >= self.max_events:
             self._cut()
         elif self._linger_task is None:
             self._linger_task = asyncio.ensure_future(self._linger())
