@@ -129,9 +129,11 @@ async def test_retry_after_holds_every_request():
     assert times[1] - times[0] >= 0.95
 
 
-async def test_recovery_wakes_batches_sleeping_in_backoff():
+async def test_recovery_wakes_batches_sleeping_in_backoff(monkeypatch: pytest.MonkeyPatch):
     """After an outage, the first request that gets through releases every batch that is backing
     off, instead of each sleeping out a backoff of up to max_backoff_s."""
+    # full jitter at its cap: a draw of a few ms would retry during the outage (a third attempt)
+    monkeypatch.setattr("streams.delivery.sink.random.uniform", lambda low, high: high)
     state = {"down": True}
 
     def handler(events: list[dict[str, Any]]) -> httpx.Response:
