@@ -156,6 +156,8 @@ _E164_CANDIDATE = re.compile(r"\+[1-9][0-9]{3,18}")
 _INTL_FORMATTED = re.compile(r"\+[0-9][0-9 ().\-]*")
 # A leading "00" (after optional opening bracket / spaces) is the ITU international prefix.
 _DOUBLE_ZERO = re.compile(r"[\s(]*0[\s.\-]*0[\s.\-]*(?=[1-9])")
+# National numbers with only spaces, dashes, dots and brackets as punctuation.
+_NATIONAL_FORMATTED = re.compile(r"[(]?[0-9][0-9 ().\-]*")
 _NON_DIGIT = re.compile(r"[^0-9]")
 _IDD_RE: dict[str, re.Pattern[str] | None] = {}
 _MIN_NSN = 2  # phonenumbers' _MIN_LENGTH_FOR_NSN
@@ -250,6 +252,92 @@ def _fast_e164(value: str) -> str | None | Literal[False]:
     return value if len(nsn) in info.possible_lengths else None
 
 
+class _Region:
+    """What the national-format fast path needs to know about one region (built lazily)."""
+
+    __slots__ = ("country_code", "country_code_str", "idd", "local_only", "max_length", "national_prefix", "possible", "viable")
+
+    def __init__(self, metadata: PhoneMetadata, country_code: int) -> None:
+        self.country_code = country_code
+        self.country_code_str = str(country_code)
+        self.idd = re.compile(metadata.international_prefix) if metadata.international_prefix else None
+        pattern = metadata.national_prefix_for_parsing
+        self.national_prefix = re.compile(pattern) if pattern else None
+        general = metadata.general_desc
+        nn_pattern = general.national_number_pattern if general is not None else None
+        # _match_national_number(number, general_desc, False) for a digits-only number
+        self.viable = re.compile(nn_pattern).fullmatch if nn_pattern else None
+        # _test_number_length(number, metadata) (type UNKNOWN: the general description)
+        self.possible = frozenset(general.possible_length or ()) if general is not None else frozenset()
+        self.local_only = frozenset(general.possible_length_local_only or ()) if general is not None else frozenset()
+        self.max_length = max(self.possible, default=0)
+
+
+_REGIONS: dict[str, _Region | None] = {}
+
+
+def _region_info(region: str) -> _Region | None:
+    try:
+        return _REGIONS[region]
+    except KeyError:
+        pass
+    info = None
+    if region in phonenumbers.SUPPORTED_REGIONS:
+        metadata = PhoneMetadata.metadata_for_region(region, None)
+        # a national prefix transform rule (AR, BR, MX, ...) rewrites the number: the full parser
+        if (
+            metadata is not None
+            and metadata.country_code
+            and metadata.general_desc is not None
+            and not metadata.national_prefix_transform_rule
+        ):
+            info = _Region(metadata, metadata.country_code)
+    _REGIONS[region] = info
+    return info
+
+
+def _fast_national(value: str, region: str) -> str | None | Literal[False]:
+    """E.164 result for a number in national format (``030 1234567``, ``(030) 123-45.67``)
+    without phonenumbers.parse, or False when the input needs the full parser.
+
+    For such input (ASCII digits, at least three, and only spaces, dashes, dots and brackets
+    around them) phonenumbers.parse with a supported default region (1) reads the digits,
+    (2) sends it down other routes when the region's international prefix matches or the digits
+    start with the region's calling code (we leave both to the full parser), (3) strips a
+    national prefix / carrier code when ``national_prefix_for_parsing`` matches, unless the
+    whole number fits the region's number pattern and the rest does not, and keeps the stripped
+    number only when its length is not too short, local-only or invalid for the region, (4)
+    checks the national number is 2-17 digits long. Regions with a national-prefix transform
+    rule go to the full parser.  The possible-length check and the E.164 text then are those of
+    the E.164 fast path (tests/unit/test_identity.py checks the result against phonenumbers).
+    """
+    if not _NATIONAL_FORMATTED.fullmatch(value):
+        return False
+    info = _region_info(region)
+    if info is None:
+        return False
+    digits = _NON_DIGIT.sub("", value)
+    if len(digits) < 3 or digits.startswith(info.country_code_str):
+        return False
+    if info.idd is not None and info.idd.match(digits) is not None:
+        return False
+    nsn = digits
+    prefix = info.national_prefix
+    if prefix is not None:
+        match = prefix.match(digits)
+        if match is not None:
+            stripped = digits[match.end() :]
+            viable = info.viable
+            if viable is None or viable(digits) is None or viable(stripped) is not None:
+                n = len(stripped)
+                if n not in info.local_only and (n in info.possible or n > info.max_length):
+                    nsn = stripped
+    if not _MIN_NSN <= len(nsn) <= _MAX_NSN:
+        return False
+    code = info.country_code
+    return f"+{code}{nsn}" if len(nsn) in _calling_code(code).possible_lengths else None
+
+
 def _idd_re(region: str) -> re.Pattern[str] | None:
     try:
         return _IDD_RE[region]
@@ -291,6 +379,15 @@ def _e164(value: str, region: str | None) -> str | None:
         fast = _fast_e164("+" + _NON_DIGIT.sub("", prepared))
         if fast is not False:
             return fast
+    if prepared[:1] != "+":
+        if region is None:
+            if "+" not in prepared and "\uff0b" not in prepared:
+                # no plus sign and no region: phonenumbers.parse raises "Missing or invalid default region"
+                return None
+        else:
+            fast = _fast_national(prepared, region)
+            if fast is not False:
+                return fast
     try:
         number = phonenumbers.parse(prepared, region)
     except (NumberParseException, ValueError, TypeError, IndexError):

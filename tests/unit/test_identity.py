@@ -10,6 +10,7 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberFormat
 
+from streams.pipeline import identity
 from streams.pipeline.identity import (
     IdentityProfile,
     identifier,
@@ -247,6 +248,46 @@ def test_formatted_international_fast_path_matches_phonenumbers() -> None:
         mismatches = [(s, normalize_phone(s, region), _oracle(s, region)) for s in samples]
         mismatches = [m for m in mismatches if m[1] != m[2]]
         assert mismatches == []
+
+
+def _national_samples(rng: random.Random) -> list[tuple[str, str]]:
+    """(number in national format, region): every region's example numbers as phonenumbers formats
+    them, and random digit strings with and without the region's national prefix, punctuated."""
+    samples = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for number_type in range(12):
+            example = phonenumbers.example_number_for_type(region, number_type)
+            if example is not None:
+                samples.append((phonenumbers.format_number(example, PhoneNumberFormat.NATIONAL), region))
+        prefix = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix or ""
+        for _ in range(40):
+            digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 16)))
+            lead = rng.choice(["", "0", prefix, prefix])
+            samples.append((_formatted("+" + lead + digits, rng)[1:].strip(), region))
+    samples += [("(030) 123-45.67", "DE"), ("0612345678", "FR"), ("07700 900123", "GB"), ("1 415 555 0100", "US")]
+    return samples
+
+
+def test_national_fast_path_matches_phonenumbers() -> None:
+    """National-format input gives exactly what phonenumbers.parse + possible + format(E164) gives,
+    for every supported region; most of it without the full parser."""
+    samples = _national_samples(random.Random(20261123))
+    # the oracle sees the input after the deliberate "00" -> "+" rewrite (see test_normalize_phone)
+    mismatches = [(s, r, normalize_phone(s, r), _oracle(identity._prepare_phone(s, r), r)) for s, r in samples]
+    mismatches = [m for m in mismatches if m[2] != m[3]]
+    assert mismatches == []
+    fast = sum(identity._fast_national(s, r) is not False for s, r in samples)
+    assert fast > 0.6 * len(samples)
+
+
+def test_phone_without_plus_or_region_matches_phonenumbers() -> None:
+    """No region: only input with a plus sign somewhere can parse (the shortcut for the rest)."""
+    samples = [s for s, _ in _national_samples(random.Random(5))[::3]]
+    samples += ["Tel: +49 30 1234567", "tel:+49-30-1234567", "call 0049 30 1234567", "\uff0b49 30 1234567", "abc"]
+    mismatches = [(s, normalize_phone(s, None), _oracle(identity._prepare_phone(s, None), None)) for s in samples]
+    mismatches = [m for m in mismatches if m[1] != m[2]]
+    assert mismatches == []
+    assert normalize_phone("Tel: +49 30 1234567", None) == "+49301234567"
 
 
 @pytest.mark.parametrize(
