@@ -44,6 +44,7 @@ import statistics
 import struct
 import sys
 import time
+import timeit
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -351,6 +352,21 @@ def table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _probe_work() -> int:
+    # a fixed slice of interpreter work like the transform's: dict builds, lookups, str methods, calls
+    total = 0
+    for i in range(200):
+        rec = {"id": i, "email": " A.B@Example.com ", "n": i * 3}
+        total += len(rec["email"].strip().lower()) + rec.get("n", 0)
+    return total
+
+
+def interpreter_probe_us() -> float:
+    """µs for a fixed piece of pure-Python work, best of 7: how fast this machine runs Python right
+    now. A shared machine's speed swings during the day; compare runs by the ratio of their probes."""
+    return round(min(timeit.repeat(_probe_work, number=200, repeat=7)) / 200 * 1e6, 2)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=20000, help="records per pass (default 20000)")
@@ -384,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     cpu = pin_one_core()
     fx = Fixture(args.records, args.config)
     outcomes = fx.check()
+    probe_before = interpreter_probe_us()
     results = measure(fx, args.repeats, tuple(args.stage or STAGES), args.chunk)
+    probe_after = interpreter_probe_us()
     whole = results.get("whole")
     ok = whole is None or max(whole["cold_us"], whole["warm_us"]) < TARGET_US
     meta = {
@@ -401,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         "outcomes": outcomes,
         **fx.distinct,
         "cold_clears": [f"{c.__module__}.{c.__qualname__}" for c in fx.caches],
+        "probe_us": [probe_before, probe_after],
     }
     if args.json:
         print(json.dumps({**meta, "stages": results, "target_us": TARGET_US, "target_met": ok}, indent=2))
@@ -409,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{ROUTE} x {args.records} records ({fx.distinct['distinct_emails']} distinct emails, "
             f"{fx.distinct['distinct_phones']} distinct phones, {fx.distinct['avro_bytes_mean']} Avro bytes "
             f"on average), median of {args.repeats}, pinned to CPU {cpu}, {args.clock} clock, Python {meta['python']}; "
-            f"outcomes {outcomes}"
+            f"outcomes {outcomes}; interpreter probe {probe_before} / {probe_after} µs (before / after)"
         )
         print(table(results))
         if whole is not None:
