@@ -31,6 +31,10 @@ time other jobs hold the CPU (not their effect on caches). ``--chunk N`` times e
 of N records (each chunk cold right after clearing the caches, then warm) and sums the per-chunk
 minima (and medians) over the repeats: a burst of load from other jobs only spoils the repeats it
 hits, so the minima stay close to a quiet machine's figures.
+
+The output also gives an interpreter probe (µs for a fixed slice of pure-Python work, best of 7,
+before and after the stages; ``probe_us`` in the JSON): how fast the machine ran Python during
+the run. Figures from two runs compare in proportion to their probes.
 """
 
 from __future__ import annotations
