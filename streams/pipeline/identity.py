@@ -257,19 +257,19 @@ class _Region:
 
     __slots__ = ("country_code", "country_code_str", "idd", "local_only", "max_length", "national_prefix", "possible", "viable")
 
-    def __init__(self, metadata: PhoneMetadata, country_code: int) -> None:
+    def __init__(self, region: str, metadata: PhoneMetadata, country_code: int) -> None:
         self.country_code = country_code
         self.country_code_str = str(country_code)
-        self.idd = re.compile(metadata.international_prefix) if metadata.international_prefix else None
+        self.idd = _idd_re(region)
         pattern = metadata.national_prefix_for_parsing
         self.national_prefix = re.compile(pattern) if pattern else None
         general = metadata.general_desc
-        nn_pattern = general.national_number_pattern if general is not None else None
+        assert general is not None  # checked by _region_info
         # _match_national_number(number, general_desc, False) for a digits-only number
-        self.viable = re.compile(nn_pattern).fullmatch if nn_pattern else None
+        self.viable = re.compile(general.national_number_pattern).fullmatch if general.national_number_pattern else None
         # _test_number_length(number, metadata) (type UNKNOWN: the general description)
-        self.possible = frozenset(general.possible_length or ()) if general is not None else frozenset()
-        self.local_only = frozenset(general.possible_length_local_only or ()) if general is not None else frozenset()
+        self.possible = frozenset(general.possible_length or ())
+        self.local_only = frozenset(general.possible_length_local_only or ())
         self.max_length = max(self.possible, default=0)
 
 
@@ -291,7 +291,7 @@ def _region_info(region: str) -> _Region | None:
             and metadata.general_desc is not None
             and not metadata.national_prefix_transform_rule
         ):
-            info = _Region(metadata, metadata.country_code)
+            info = _Region(region, metadata, metadata.country_code)
     _REGIONS[region] = info
     return info
 
@@ -381,8 +381,9 @@ def _e164(value: str, region: str | None) -> str | None:
             return fast
     if prepared[:1] != "+":
         if region is None:
-            if "+" not in prepared and "\uff0b" not in prepared:
-                # no plus sign and no region: phonenumbers.parse raises "Missing or invalid default region"
+            if "+" not in prepared:
+                # no plus sign (_prepare_phone made a full-width one ASCII) and no region:
+                # phonenumbers.parse raises "Missing or invalid default region"
                 return None
         else:
             fast = _fast_national(prepared, region)
