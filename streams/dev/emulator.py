@@ -139,7 +139,7 @@ class FaultConfig:
     error_rate: float = 0.0
     error_status: int = 503
     throttle_rate: float = 0.0
-    retry_after: int = 1
+    retry_after: int | str = 1  # seconds, or any raw header value (an HTTP-date, an absurd number)
     slow_rate: float = 0.0
     slow_seconds: float = 1.0
     drop_rate: float = 0.0
@@ -148,9 +148,21 @@ class FaultConfig:
     outage_status: int = 503
     poison_ids: frozenset[str] = frozenset()
     auth_fail: bool = False
+    # the destination refuses every request, not one record (a gateway's bad-auth or wrong-content
+    # 400, a redirect, 411/415, ...): 0 is off
+    reject_status: int = 0
+    reject_debug: str = "Authorization header rejected"
+    # a request carrying one of these ids makes the server fail (5xx) while other requests pass
+    server_poison_ids: frozenset[str] = frozenset()
+    server_poison_status: int = 500
 
     def __post_init__(self) -> None:
         self.poison_ids = frozenset(str(p) for p in self.poison_ids)
+        self.server_poison_ids = frozenset(str(p) for p in self.server_poison_ids)
+        if self.reject_status and not 300 <= self.reject_status <= 599:
+            raise ValueError(f"reject_status must be 0 (off) or a 3xx/4xx/5xx status, got {self.reject_status!r}")
+        if not 500 <= self.server_poison_status <= 599:
+            raise ValueError(f"server_poison_status must be a 5xx status, got {self.server_poison_status!r}")
         for name in ("error_rate", "throttle_rate", "slow_rate", "drop_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -161,7 +173,12 @@ class FaultConfig:
             status = getattr(self, name)
             if not 400 <= status <= 599:
                 raise ValueError(f"{name} must be a 4xx/5xx status, got {status!r}")
-        if self.retry_after < 0 or self.slow_seconds < 0 or self.outage_for_seconds < 0:
+        if isinstance(self.retry_after, str):
+            if not self.retry_after.strip() or any(c in self.retry_after for c in "\r\n"):
+                raise ValueError("retry_after must be a number of seconds or a one-line header value")
+        elif self.retry_after < 0:
+            raise ValueError("retry_after, slow_seconds and outage_for_seconds must be >= 0")
+        if self.slow_seconds < 0 or self.outage_for_seconds < 0:
             raise ValueError("retry_after, slow_seconds and outage_for_seconds must be >= 0")
         if self.outage_mode not in ("error", "drop"):
             raise ValueError(f"outage_mode must be 'error' or 'drop', got {self.outage_mode!r}")
@@ -176,6 +193,8 @@ class FaultConfig:
             or self.outage_for_seconds
             or self.poison_ids
             or self.auth_fail
+            or self.reject_status
+            or self.server_poison_ids
         )
 
     @classmethod
@@ -186,11 +205,12 @@ class FaultConfig:
         if unknown:
             raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}")
         kwargs = dict(data)
-        if "poison_ids" in kwargs:
-            raw = kwargs["poison_ids"]
-            if isinstance(raw, str) or not isinstance(raw, Iterable):
-                raise ValueError("poison_ids must be a list of event ids")
-            kwargs["poison_ids"] = frozenset(str(p) for p in raw)
+        for ids in ("poison_ids", "server_poison_ids"):
+            if ids in kwargs:
+                raw = kwargs[ids]
+                if isinstance(raw, str) or not isinstance(raw, Iterable):
+                    raise ValueError(f"{ids} must be a list of event ids")
+                kwargs[ids] = frozenset(str(p) for p in raw)
         try:
             return cls(**kwargs)
         except TypeError as exc:  # pragma: no cover - defensive, keys were checked
@@ -199,6 +219,7 @@ class FaultConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["poison_ids"] = sorted(self.poison_ids)
+        data["server_poison_ids"] = sorted(self.server_poison_ids)
         return data
 
 
@@ -670,6 +691,9 @@ class _Api:
                     return self._drop(request, st)
                 return self._fault_response(dest, st, prof.outage_status, "outage")
             del state.outage_until[key]
+        if prof.reject_status:
+            st.faults["reject"] += 1
+            return self._fault_response(dest, st, prof.reject_status, "reject", detail=prof.reject_debug)
         if prof.drop_rate or prof.throttle_rate or prof.error_rate:
             draw = state.rng.random()
             if draw < prof.drop_rate:
@@ -827,13 +851,19 @@ class _Api:
     def _poisoned(
         self, dest: str, st: DestinationStats, prof: FaultConfig | None, ids: Sequence[str | None]
     ) -> web.StreamResponse | None:
-        """A poison event id makes its whole request a 400 (each API's own error shape)."""
-        if prof is None or not prof.poison_ids:
+        """A poison event id makes its whole request a 400 (each API's own error shape); a
+        server-poison id makes it fail with a 5xx, as a record the server chokes on would."""
+        if prof is None or not (prof.poison_ids or prof.server_poison_ids):
             return None
         for eid in ids:
-            if eid is not None and eid in prof.poison_ids:
+            if eid is None:
+                continue
+            if eid in prof.poison_ids:
                 st.faults["poison"] += 1
                 return self._fault_response(dest, st, 400, "poison", detail=f"poison event {eid}")
+            if eid in prof.server_poison_ids:
+                st.faults["server_poison"] += 1
+                return self._fault_response(dest, st, prof.server_poison_status, "server_poison", detail="internal error")
         return None
 
     async def _json_body(self, request: web.Request, st: DestinationStats, error: Any) -> Any:

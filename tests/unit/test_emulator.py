@@ -734,6 +734,45 @@ def test_poison_ids_reject_the_whole_request(emu: Emulator, http: httpx.Client) 
     assert emu.admin.stats()["totals"]["events_received"] == 2
 
 
+def test_server_poison_ids_fail_their_request_with_a_5xx(emu: Emulator, http: httpx.Client) -> None:
+    emu.set_faults(None, server_poison_ids=["choke-1"], server_poison_status=502)
+    resp = zpost(http, emu, {"events": [zevent("ok-1"), zevent("choke-1")]})
+    assert resp.status_code == 502
+    assert resp.headers["x-emulator-fault"] == "server_poison"
+    assert zpost(http, emu, {"events": [zevent("ok-1")]}).status_code == 204
+    assert set(emu.admin.receipts("zeotap")["zeotap"]) == {"ok-1"}
+    assert zstats(emu)["faults"]["server_poison"] == 1
+
+
+def test_reject_status_refuses_every_request_with_its_debug_text(emu: Emulator, http: httpx.Client) -> None:
+    emu.set_faults("zeotap", reject_status=400, reject_debug="Authorization header value rejected")
+    resp = zpost(http, emu, {"events": [zevent("ok-1")]})
+    assert resp.status_code == 400
+    assert resp.headers["x-zeo-debug"] == "Authorization header value rejected"
+    emu.set_faults("activation", reject_status=415, reject_debug="unsupported media type")
+    resp = act_post(http, emu, act_event())
+    assert resp.status_code == 415
+    assert resp.json() == {"error": "reject", "message": "unsupported media type"}
+    assert emu.admin.stats()["totals"]["events_received"] == 0
+
+
+@pytest.mark.parametrize("value", ["99999999", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_retry_after_can_be_any_header_value(emu: Emulator, http: httpx.Client, value: str) -> None:
+    emu.set_faults(None, throttle_rate=1.0, retry_after=value)
+    resp = zpost(http, emu, {"events": [zevent("ok-1")]})
+    assert resp.status_code == 429
+    assert resp.headers["Retry-After"] == value
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [{"reject_status": 200}, {"server_poison_status": 400}, {"retry_after": "a\r\nb"}, {"server_poison_ids": "x"}],
+)
+def test_new_fault_knobs_are_validated(emu: Emulator, knobs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        FaultConfig.from_dict(knobs)
+
+
 def test_forced_auth_failure(emu: Emulator, http: httpx.Client) -> None:
     emu.set_faults(None, auth_fail=True)
     resp = zpost(http, emu, DOC_REALTIME)
