@@ -22,6 +22,25 @@ ZEOTAP_MAX_REQUEST_BYTES = 20 * 1024 * 1024
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
+# Kafka's own rule (org.apache.kafka.common.internals.Topic): 1-249 of these characters, not "." / ".."
+_TOPIC_CHARS = re.compile(r"[a-zA-Z0-9._-]+")
+TOPIC_MAX_LEN = 249
+DEAD_LETTER_SUFFIX = ".dlt"
+
+
+def topic_name_problem(name: str) -> str | None:
+    """Why Kafka would refuse this topic name, or None when it is legal."""
+    if not name:
+        return "must not be empty"
+    if len(name) > TOPIC_MAX_LEN:
+        return f"is {len(name)} characters long; Kafka allows at most {TOPIC_MAX_LEN}"
+    if name in (".", ".."):
+        return f"{name!r} is not a legal Kafka topic name"
+    if not _TOPIC_CHARS.fullmatch(name):
+        bad = sorted({c for c in name if not _TOPIC_CHARS.fullmatch(c)})
+        return f"{name!r} has characters Kafka does not allow ({''.join(bad)!r}); use only a-z A-Z 0-9 . _ -"
+    return None
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names file, field path and problem."""
@@ -252,7 +271,24 @@ class RouteSettings(_Model):
 
     @property
     def dlt(self) -> str:
-        return self.dead_letter_topic or f"{self.topic}.dlt"
+        return self.dead_letter_topic or f"{self.topic}{DEAD_LETTER_SUFFIX}"
+
+    @field_validator("topic", "dead_letter_topic")
+    @classmethod
+    def _legal_topic(cls, v: str | None) -> str | None:
+        if v is not None and (problem := topic_name_problem(v)) is not None:
+            raise ValueError(problem)
+        return v
+
+    @model_validator(mode="after")
+    def _default_dead_letter_topic_legal(self) -> RouteSettings:
+        if self.dead_letter_topic is None and len(self.dlt) > TOPIC_MAX_LEN:
+            raise _FieldError(
+                ("dead_letter_topic",),
+                f"the default {self.topic[:20]!r}...{DEAD_LETTER_SUFFIX!r} would be {len(self.dlt)} characters "
+                f"(Kafka allows {TOPIC_MAX_LEN}); set dead_letter_topic",
+            )
+        return self
 
     @field_validator("mapping")
     @classmethod
@@ -311,9 +347,36 @@ class BridgeConfig(_Model):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _dead_letters_cannot_loop(self) -> BridgeConfig:
+        """A dead-letter topic that is also a source topic (of any route) would consume its own dead
+        letters again: an endless loop. Two routes sharing a dead-letter topic is allowed (replay
+        filters by route). Names that differ only in '.' vs '_' collide in Kafka (it refuses to
+        create the second one), so they count as the same topic here."""
+        sources: dict[str, list[str]] = {}
+        for name, route in self.routes.items():
+            sources.setdefault(_collision_key(route.topic), []).append(name)
+        for name, route in self.routes.items():
+            looping = sources.get(_collision_key(route.dlt))
+            if looping:
+                which = "the default dead-letter topic" if route.dead_letter_topic is None else "dead-letter topic"
+                owners = ", ".join(sorted(looping))
+                same = "is" if all(self.routes[o].topic == route.dlt for o in looping) else "collides ('.' vs '_') with"
+                raise _FieldError(
+                    ("routes", name, "dead_letter_topic"),
+                    f"{which} {route.dlt!r} {same} the source topic of route(s) {owners}: "
+                    "its dead letters would be consumed again, an endless loop; use a topic no route consumes",
+                )
+        return self
+
     def schema_path(self, route: RouteSettings) -> Path:
         p = route.schema_file
         return p if p.is_absolute() else (self.base_dir / p)
+
+
+def _collision_key(topic: str) -> str:
+    # Kafka: topics whose names differ only in '.' vs '_' share metric names and cannot coexist
+    return topic.replace(".", "_")
 
 
 class _FieldError(ValueError):

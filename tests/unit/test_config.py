@@ -502,3 +502,109 @@ def test_yaml_error_does_not_echo_the_offending_line(tmp_path: Path, line: str) 
         load_config(path, env={})
     assert "not valid YAML" in str(info.value)
     assert SECRET not in str(info.value)
+
+
+# --------------------------------------------------------------------------- topics: legal names, no dead-letter loops
+
+TOPIC_ERROR_CASES = [
+    pytest.param(
+        _set("routes", "purchase_completed", "dead_letter_topic", value="purchase_completed"),
+        "routes.purchase_completed.dead_letter_topic",
+        ["'purchase_completed'", "source topic of route(s) purchase_completed", "endless loop"],
+        id="dlt-is-own-source",
+    ),
+    pytest.param(
+        _set("routes", "purchase_completed", "dead_letter_topic", value="page_view"),
+        "routes.purchase_completed.dead_letter_topic",
+        ["'page_view'", "source topic of route(s) page_view"],
+        id="dlt-is-another-routes-source",
+    ),
+    pytest.param(
+        _set("routes", "page_view", "topic", value="purchase_completed.dlt"),
+        "routes.purchase_completed.dead_letter_topic",
+        ["default dead-letter topic 'purchase_completed.dlt'", "route(s) page_view"],
+        id="default-dlt-is-another-routes-source",
+    ),
+    pytest.param(
+        _set("routes", "purchase_completed", "dead_letter_topic", value="page.view"),
+        "routes.purchase_completed.dead_letter_topic",
+        ["'page.view' collides", "route(s) page_view"],
+        id="dlt-collides-dot-underscore",
+    ),
+    pytest.param(
+        _set("routes", "page_view", "topic", value=""), "routes.page_view.topic", ["must not be empty"], id="empty-topic"
+    ),
+    pytest.param(
+        _set("routes", "page_view", "dead_letter_topic", value=""),
+        "routes.page_view.dead_letter_topic",
+        ["must not be empty"],
+        id="empty-dlt",
+    ),
+    pytest.param(
+        _set("routes", "page_view", "topic", value="page view"),
+        "routes.page_view.topic",
+        ["characters Kafka does not allow", "' '"],
+        id="space-in-topic",
+    ),
+    pytest.param(
+        _set("routes", "page_view", "dead_letter_topic", value="dlt/page_view"),
+        "routes.page_view.dead_letter_topic",
+        ["'/'"],
+        id="slash-in-dlt",
+    ),
+    pytest.param(_set("routes", "page_view", "topic", value=".."), "routes.page_view.topic", ["not a legal"], id="dotdot"),
+    pytest.param(
+        _set("routes", "page_view", "dead_letter_topic", value="."),
+        "routes.page_view.dead_letter_topic",
+        ["not a legal"],
+        id="dot",
+    ),
+    pytest.param(
+        _set("routes", "page_view", "topic", value="t" * 250),
+        "routes.page_view.topic",
+        ["250 characters", "at most 249"],
+        id="topic-too-long",
+    ),
+    pytest.param(
+        _set("routes", "page_view", "topic", value="t" * 249),
+        "routes.page_view.dead_letter_topic",
+        ["253 characters", "set dead_letter_topic"],
+        id="default-dlt-too-long",
+    ),
+    pytest.param(
+        _set("routes", "page_view", "topic", value="pägé"),
+        "routes.page_view.topic",
+        ["characters Kafka does not allow"],
+        id="non-ascii-topic",
+    ),
+]
+
+
+@pytest.mark.parametrize("mutate, field_path, fragments", TOPIC_ERROR_CASES)
+def test_topic_errors_name_the_field(tmp_path: Path, mutate: Mutation, field_path: str, fragments: list[str]) -> None:
+    msg = _config_error(tmp_path, mutate)
+    file_prefix = str(tmp_path / "bridge.yaml") + ": "
+    lines = [line for line in msg.splitlines() if line.startswith(f"{file_prefix}{field_path}: ")]
+    assert lines, f"no line for {field_path!r} in:\n{msg}"
+    for fragment in fragments:
+        assert any(fragment in line for line in lines), f"{fragment!r} not in {lines}"
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        pytest.param(
+            _both(
+                _set("routes", "purchase_completed", "dead_letter_topic", value="bridge.dlt"),
+                _set("routes", "page_view", "dead_letter_topic", value="bridge.dlt"),
+            ),
+            id="shared-dlt",
+        ),
+        pytest.param(_set("routes", "page_view", "topic", value="A-z_0.9" + "x" * 238), id="legal-245-chars"),
+        pytest.param(_set("routes", "page_view", "dead_letter_topic", value="page_view-dead"), id="explicit-dlt"),
+    ],
+)
+def test_legal_topics_load(tmp_path: Path, mutate: Mutation) -> None:
+    cfg = _load_mutated(tmp_path, mutate)
+    sources = {r.topic for r in cfg.routes.values()}
+    assert all(r.dlt not in sources for r in cfg.routes.values())
