@@ -50,6 +50,15 @@ class Metrics:
             ["destination"],
             registry=r,
         )
+        self.destination_refusing = Gauge(
+            "s2s_destination_refusing",
+            "1 while the destination refuses our requests, not single records (breaker open: its routes are held)",
+            ["destination"],
+            registry=r,
+        )
+        self.breaker_trips = Counter(
+            "s2s_breaker_trips", "Times the destination was found refusing our requests", ["destination"], registry=r
+        )
         self.paused = Gauge("s2s_route_paused", "1 while consumption of the route is paused", ["route"], registry=r)
         self.in_flight = Gauge("s2s_in_flight_records", "Records consumed and not yet settled", ["route"], registry=r)
         self.lag = Gauge("s2s_consumer_lag", "Consumer lag (high watermark - position)", ["topic", "partition"], registry=r)

@@ -440,11 +440,12 @@ def probe_auth(name: str, settings: DestinationSettings, client: Any = None) -> 
         return ProbeResult("ok", f"credentials accepted (empty batch answered HTTP {status})", status)
     if verdict is Verdict.BAD_REQUEST:
         return ProbeResult("ok", f"credentials accepted (HTTP {status} refused the empty batch itself{said_part})", status)
-    if verdict is Verdict.MISCONFIGURED:
+    if verdict in (Verdict.MISCONFIGURED, Verdict.REFUSED):  # for a probe, both mean: fix the config
         what = "credentials rejected" if status in (401, 403) or _mentions_auth(said) else "misconfigured"
         return ProbeResult("fail", f"{what}: HTTP {status}{said_part}", status)
     if verdict is Verdict.RETRY:
         return ProbeResult("fail", f"destination unhealthy right now: HTTP {status}{said_part}", status)
+
     return ProbeResult("warn", f"unexpected answer HTTP {status}{said_part}", status)
 
 

@@ -5,14 +5,18 @@ event count, bytes and linger time, sends them with bounded concurrency and a ra
 tells each event's caller what became of it:
 
 * `Delivered`: the destination acknowledged the request that carried it;
-* `Failed`: the destination says this event is bad (a 400 isolated by splitting the batch, or
-  too large on its own): the caller dead-letters it;
+* `Failed`: the destination says this event is bad (a 400 isolated by splitting the batch, too
+  large on its own, or a 5xx it alone keeps causing while other requests pass): the caller
+  dead-letters it;
 * `DestinationMisconfigured` is raised to the caller when the destination answers 401/403 (or
   the like): nothing is dead-lettered, the worker stops.
 
-Unhealthy destinations (429, 5xx, timeouts, connection errors) are retried with exponential
-backoff and full jitter, honouring `Retry-After`, for as long as it takes: the callers' awaits
-do not return, so consumption stops (back-pressure) instead of flooding the dead-letter topic.
+A destination that refuses *us* rather than a record (every request 400 for the same reason, a
+redirect, 411/415) is held by its `Breaker` (streams.delivery.breaker): nothing is dead-lettered,
+one probe at a time until it accepts requests again. Unhealthy destinations (429, 5xx, timeouts,
+connection errors) are retried with exponential backoff and full jitter, honouring `Retry-After`
+up to `retry.max_retry_after_s`, for as long as it takes: the callers' awaits do not return, so
+consumption stops (back-pressure) instead of flooding the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 import httpx
 from prometheus_client import Gauge
 
+from streams.delivery.breaker import Breaker
 from streams.destinations import DestinationAPI, Verdict
 from streams.metrics import METRICS
 
@@ -56,7 +61,7 @@ class Delivered:
 
 @dataclass(slots=True)
 class Failed:
-    reason: str  # bad_request | too_large
+    reason: str  # bad_request | too_large | server_error
     status: int | None
     debug: str
     attempts: int
@@ -74,6 +79,7 @@ class _Item:
     future: asyncio.Future[Result]
     attempts: int = 0
     first_failure: float = 0.0
+    refused_at: int = -1  # the breaker's delivery count when a request carrying it was last refused
 
 
 @dataclass(slots=True)
@@ -84,11 +90,13 @@ class _Batch:
 
 
 class RateLimiter:
-    """Token bucket in requests per second (burst = 1 s worth)."""
+    """Token bucket in requests per second (burst = 1 s worth, at least one request: a rate
+    below 1/s must still send)."""
 
     def __init__(self, rps: float | None) -> None:
         self.rps = rps
-        self._tokens = rps or 0.0
+        self._burst = max(1.0, rps or 0.0)
+        self._tokens = self._burst
         self._last = time.monotonic()
         self._lock = asyncio.Lock()
 
@@ -98,7 +106,7 @@ class RateLimiter:
         async with self._lock:
             while True:
                 now = time.monotonic()
-                self._tokens = min(self.rps, self._tokens + (now - self._last) * self.rps)
+                self._tokens = min(self._burst, self._tokens + (now - self._last) * self.rps)
                 self._last = now
                 if self._tokens >= 1:
                     self._tokens -= 1
@@ -200,6 +208,10 @@ class Sink:
         self._own_client = client is None
         self._slots = ConcurrencyLimit(s.concurrency, s.adaptive_concurrency, METRICS.concurrency_limit.labels(self.name))
         self._rate = RateLimiter(s.rate_limit_rps)
+        b = s.breaker
+        self.breaker = Breaker(
+            self.name, refusals=b.refusals, probe_interval_s=b.probe_interval_s, max_probe_interval_s=b.max_probe_interval_s
+        )
         self._pending: list[_Item] = []
         self._pending_bytes = 0
         self._linger_task: asyncio.Task[None] | None = None
@@ -209,6 +221,9 @@ class Sink:
         self._recovered = asyncio.Event()  # set (and replaced) when an unhealthy destination answers again
         self._consecutive_failures = 0
         self.on_health_change: list = []  # callables(bool unhealthy)
+        # a destination refusing us is unhealthy too (the Faust engine pauses its routes on this);
+        # the first delivery after it makes it healthy again
+        self.breaker.on_change.append(self._on_breaker)
         self._m_events = METRICS.batch_events.labels(self.name)
         self._m_latency = METRICS.request_latency.labels(self.name)
 
@@ -297,15 +312,23 @@ class Sink:
                 if not it.future.done():
                     it.future.set_exception(exc)
 
-    async def _deliver_items(self, items: list[_Item]) -> None:
-        attempt = 0
+    async def _deliver_items(self, items: list[_Item], attempt: int = 0, amid: int = 0) -> None:
+        """Send until every item has a result. `attempt` counts this request's tries so far (its
+        backoff), `amid` its failures while other requests to the destination were delivered."""
+        breaker = self.breaker
+        last_failure_at = breaker.successes  # deliveries seen at this request's previous failure
         while True:
             attempt += 1
             for it in items:
                 it.attempts += 1
+            suspect = any(it.refused_at >= 0 for it in items)
+            probe = await breaker.admit(suspect)
             verdict, status, reason, retry_after = await self._post(items)
+            if probe and verdict is not Verdict.DELIVERED:
+                breaker.probe_failed()
             now = time.time()
             if verdict is Verdict.DELIVERED:
+                breaker.delivered()
                 self._healthy()
                 for it in items:
                     it.future.set_result(Delivered(it.attempts))
@@ -313,29 +336,47 @@ class Sink:
                 return
             if verdict is Verdict.MISCONFIGURED:
                 raise DestinationMisconfigured(self.name, status or 0, reason)
-            if verdict in (Verdict.BAD_REQUEST, Verdict.TOO_LARGE):
+            if verdict is Verdict.TOO_LARGE:
                 self._healthy()
-                for it in items:
-                    it.first_failure = it.first_failure or now
                 if len(items) == 1:
-                    it = items[0]
-                    it.future.set_result(
-                        Failed(
-                            "too_large" if verdict is Verdict.TOO_LARGE else "bad_request",
-                            status,
-                            reason,
-                            it.attempts,
-                            it.first_failure,
-                            now,
-                        )
-                    )
+                    self._fail(items[0], "too_large", status, reason, now)
                     return
-                # bisect: the halves are sent on their own, so the bad records end up alone
-                METRICS.batch_splits.labels(self.name).inc()
-                mid = len(items) // 2
-                await asyncio.gather(self._deliver_items(items[:mid]), self._deliver_items(items[mid:]))
+                await self._split(items, attempt, amid)
                 return
-            # RETRY: destination unhealthy or throttling
+            if verdict in (Verdict.BAD_REQUEST, Verdict.REFUSED):
+                # the record's fault only if the destination delivered something since these items
+                # were last refused; otherwise the refusal is suspect (see streams.delivery.breaker)
+                evidence = all(0 <= it.refused_at < breaker.successes for it in items)
+                for it in items:
+                    it.refused_at = breaker.successes
+                    it.first_failure = it.first_failure or now
+                if not evidence:
+                    if verdict is Verdict.REFUSED:
+                        breaker.trip(status, reason)
+                        continue  # held until the breaker closes, then sent again
+                    if len(items) == 1:
+                        if not await breaker.judge(status, reason):
+                            continue
+                    elif breaker.refused(status, reason):
+                        continue
+                if len(items) == 1:
+                    self._fail(items[0], "bad_request", status, reason, now)
+                    return
+                await self._split(items, attempt, amid)
+                return
+            # RETRY: destination unhealthy or throttling, or this request makes the server fail
+            if breaker.successes > last_failure_at:
+                amid += 1  # other requests got through since this one last failed
+            last_failure_at = breaker.successes
+            if amid >= self.retry.isolate_after and len(items) > 1:
+                await self._split(items, attempt, amid)
+                return
+            if amid >= self.retry.poison_after and len(items) == 1:
+                items[0].first_failure = items[0].first_failure or now
+                self._fail(items[0], "server_error", status, reason or "timeout", now)
+                return
+            for it in items:
+                it.first_failure = it.first_failure or now
             self._consecutive_failures += 1
             if self._consecutive_failures >= self.retry.unhealthy_after and not self.unhealthy:
                 self._set_unhealthy(True)
@@ -343,6 +384,14 @@ class Sink:
             cap = min(self.retry.max_backoff_s, self.retry.initial_backoff_s * (2 ** min(attempt - 1, 20)))
             delay = random.uniform(0, cap)
             if retry_after is not None:
+                if retry_after > self.retry.max_retry_after_s:
+                    log.warning(
+                        "destination %s asked for Retry-After %.0fs; waiting retry.max_retry_after_s (%.0fs) instead",
+                        self.name,
+                        retry_after,
+                        self.retry.max_retry_after_s,
+                    )
+                    retry_after = self.retry.max_retry_after_s
                 delay = max(delay, retry_after)
                 # the destination asked for quiet: no request at all to it before then
                 self._not_before = max(self._not_before, time.monotonic() + retry_after)
@@ -361,6 +410,16 @@ class Sink:
                     await asyncio.wait_for(self._recovered.wait(), delay)
             else:
                 await asyncio.sleep(delay)
+
+    async def _split(self, items: list[_Item], attempt: int, amid: int) -> None:
+        """Bisect: the halves are sent on their own, so the bad records end up alone."""
+        METRICS.batch_splits.labels(self.name).inc()
+        mid = len(items) // 2
+        await asyncio.gather(self._deliver_items(items[:mid], attempt, amid), self._deliver_items(items[mid:], attempt, amid))
+
+    @staticmethod
+    def _fail(it: _Item, reason: str, status: int | None, debug: str, now: float) -> None:
+        it.future.set_result(Failed(reason, status, debug, it.attempts, it.first_failure or now, now))
 
     async def _post(self, items: list[_Item]) -> tuple[Verdict, int | None, str, float | None]:
         body = self.api.batch_body([it.body for it in items])
@@ -392,6 +451,10 @@ class Sink:
         METRICS.requests.labels(self.name, str(resp.status_code)).inc()
         self._m_events.observe(len(items))
         return c.verdict, c.status, c.reason, c.retry_after_s
+
+    def _on_breaker(self, is_open: bool) -> None:
+        if is_open and not self.unhealthy:
+            self._set_unhealthy(True)
 
     def _healthy(self) -> None:
         self._consecutive_failures = 0

@@ -17,6 +17,7 @@ class Verdict(enum.Enum):
     BAD_REQUEST = "bad_request"  # some record in the request is bad: split the batch to find it
     TOO_LARGE = "too_large"  # the request is over the destination's size limit: split it
     RETRY = "retry"  # destination unhealthy or throttling: back off and retry
+    REFUSED = "refused"  # the destination refuses us, not a record (3xx, 411, 415, auth text): hold, probe
     MISCONFIGURED = "misconfigured"  # auth / endpoint / region wrong: stop loudly
 
 
@@ -86,9 +87,11 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 
     try:
         when = parsedate_to_datetime(value)
-        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # the asctime form carries no zone; HTTP dates are always GMT
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def classify_common(status: int, headers: Mapping[str, str], reason: str) -> Classified:
@@ -96,6 +99,9 @@ def classify_common(status: int, headers: Mapping[str, str], reason: str) -> Cla
         return Classified(Verdict.DELIVERED, status)
     if status in (401, 403, 404, 405):
         return Classified(Verdict.MISCONFIGURED, status, reason)
+    # never about one record: a redirect (we do not follow them), a missing length, a media type
+    if 300 <= status < 400 or status in (411, 415):
+        return Classified(Verdict.REFUSED, status, reason)
     if status == 413:
         return Classified(Verdict.TOO_LARGE, status, reason)
     if status in (408, 425, 429) or status >= 500:

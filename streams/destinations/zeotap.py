@@ -17,9 +17,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from streams.config import ZEOTAP_MAX_REQUEST_BYTES, ZeotapDestination
 from streams.destinations.base import Classified, DestinationAPI, Request, Verdict, classify_common
 
-# A 400 whose debug text names these is our misconfiguration (the doc's own troubleshooting list:
-# region, eventType, Authorization header), not a bad record: stop instead of dead-lettering.
+# A 400 whose debug text names these is about the request, not a record (the doc's own
+# troubleshooting list: region, eventType, Authorization header): a refusal for the breaker, unless
+# the text points at one event of the batch (`events[3]: ...`), which makes it that record's fault.
+# The breaker only believes a refusal while nothing else is delivered, so a record-level text that
+# happens to name such a word costs a probe, never the stream.
 _CONFIG_HINTS = re.compile(r"\b(region|eventtype|authori[sz]ation|write[ _]key|w_k)\b", re.IGNORECASE)
+_EVENT_INDEX = re.compile(r"\bevents\[\d+\]")
 
 
 def auth_header(write_key: str) -> str:
@@ -65,6 +69,6 @@ class Zeotap(DestinationAPI):
     def classify(self, status: int, headers: Mapping[str, str]) -> Classified:
         debug = headers.get("x-zeo-debug", "")
         # a whole word, so an event field such as `region_code` in the text is not mistaken for it
-        if status == 400 and _CONFIG_HINTS.search(debug):
-            return Classified(Verdict.MISCONFIGURED, status, debug)
+        if status == 400 and _CONFIG_HINTS.search(debug) and not _EVENT_INDEX.search(debug):
+            return Classified(Verdict.REFUSED, status, debug)
         return classify_common(status, headers, debug)
