@@ -144,6 +144,22 @@ class RetrySettings(_Model):
     # attempts before the destination is reported unhealthy (the records are still retried:
     # an unhealthy destination pauses consumption instead of dead-lettering the stream)
     unhealthy_after: Annotated[int, Field(ge=1)] = 3
+    # a Retry-After longer than this is capped (a far-future date must not freeze the destination)
+    max_retry_after_s: Annotated[float, Field(gt=0)] = 120.0
+    # a request the server keeps failing (5xx, timeout) while other requests to it succeed: split
+    # after this many such attempts, and a single event dead-lettered (deliver:server_error) after
+    # poison_after; never while the destination as a whole is failing
+    isolate_after: Annotated[int, Field(ge=1)] = 3
+    poison_after: Annotated[int, Field(ge=1)] = 10
+
+
+class BreakerSettings(_Model):
+    """When a destination refuses us rather than our records (see streams.delivery.breaker)."""
+
+    # suspect refusals in a row (no delivery in between) that mean the destination refuses us
+    refusals: Annotated[int, Field(ge=1)] = 5
+    probe_interval_s: Annotated[float, Field(gt=0)] = 5.0
+    max_probe_interval_s: Annotated[float, Field(gt=0)] = 60.0
 
 
 class IdentitySettings(_Model):
@@ -169,6 +185,7 @@ class DestinationSettings(_Model):
     gzip: bool = False
     batch: BatchSettings = BatchSettings()
     retry: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
     identity: IdentitySettings = IdentitySettings()
     consent: ConsentSettings = ConsentSettings()
     country_format: Literal["alpha2", "alpha3"] = "alpha3"
