@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams.config import BridgeConfig
 from streams.kafka import confluent_conf
@@ -58,24 +58,40 @@ class _Partition:
         self.committed: int | None = None
 
 
+class PartitionNotOwned(RuntimeError):
+    """A record of a partition outside the current assignment reached the ledger (a bug: never commit it)."""
+
+
 class OffsetLedger:
     """Per partition: what may be committed. Only the settled prefix of the consumed offsets counts.
 
     `open` is called by the consuming thread, `settle` by the event loop; a lock keeps the two
-    apart (both are per chunk, not per record). A revoked partition's state is dropped: chunks of
-    it that settle later change nothing that can be committed.
+    apart (both are per chunk, not per record). Only partitions of the current assignment
+    (`assign`ed and not `drop`ped since) have state: `open` refuses any other partition, so nothing
+    is ever offered for commit on a partition this member does not own. A revoked partition's state
+    is dropped: chunks of it that settle later change nothing that can be committed.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._parts: dict[TP, _Partition] = {}
 
+    def assign(self, tps: Sequence[TP]) -> None:
+        """These partitions are ours now: each starts empty (its fetch starts from the committed offset)."""
+        with self._lock:
+            for tp in tps:
+                self._parts[tp] = _Partition()
+
+    def owns(self, tp: TP) -> bool:
+        with self._lock:
+            return tp in self._parts
+
     def open(self, tp: TP, next_offset: int, pending: int) -> tuple[_Partition, _Chunk]:
         chunk = _Chunk(next_offset, pending)
         with self._lock:
             part = self._parts.get(tp)
             if part is None:
-                part = self._parts[tp] = _Partition()
+                raise PartitionNotOwned(f"{tp[0]}[{tp[1]}] is not assigned to this member: its records must not be tracked")
             part.chunks.append(chunk)
         return part, chunk
 
@@ -145,6 +161,10 @@ class BatchConsumer:
         self._closing = False
         self._stopped = threading.Event()
         self.error: BaseException | None = None
+        # rebalance callbacks that ran during the current `_consume` (they run inside consume/poll)
+        self._seq = 0
+        self._events: list[tuple[int, str, frozenset[TP]]] = []
+        self._reset = k.auto_offset_reset
         conf = confluent_conf(
             k,
             **{
@@ -223,13 +243,60 @@ class BatchConsumer:
 
         `consume(n, timeout)` would wait for n records or the whole timeout: at moderate rates every
         record would sit up to 50 ms in the client before the bridge sees it."""
+        self._events.clear()
+        calls: list[tuple[int, list[Message]]] = []  # (callbacks seen before the call, what it returned)
+        seq = self._seq
         msgs = self.consumer.consume(self.batch_size, 0)
         if msgs:
-            return msgs
-        first = self.consumer.poll(0.05)
-        if first is None:
-            return []
-        return [first, *self.consumer.consume(self.batch_size - 1, 0)] if self.batch_size > 1 else [first]
+            calls.append((seq, msgs))
+        else:
+            first = self.consumer.poll(0.05)
+            if first is not None:
+                calls.append((seq, [first]))
+                if self.batch_size > 1:
+                    seq = self._seq
+                    calls.append((seq, self.consumer.consume(self.batch_size - 1, 0)))
+        if not self._events:
+            return [m for _, got in calls for m in got]
+        return self._still_owned(calls)
+
+    def _still_owned(self, calls: list[tuple[int, list[Message]]]) -> list[Message]:
+        """Drop records whose partition a rebalance callback revoked or lost after they were fetched.
+
+        The callbacks run inside `consume`/`poll`, so a record returned by one call (or earlier in
+        the same call) can belong to a partition revoked by the next. It must never be dispatched:
+        the ledger would track it and its offset would be committed for a partition this member no
+        longer owns. Dropping it loses nothing: it was never dispatched, so the offset committed for
+        the partition (ours at revoke time, or an earlier one) is <= its offset, and the partition's
+        new owner starts from that commit. A partition revoked and assigned back to us (or lost and
+        assigned back) also restarts from the committed offset, but within one call we cannot tell
+        the records of the old assignment from the first ones of the new: all of them are dropped
+        and the partition is rewound to its committed offset (rare; it costs one offset fetch)."""
+        dropped: set[TP] = set()
+        for seq, got in calls:
+            for m in got:
+                if m.error() is not None:
+                    continue
+                tp = (m.topic() or "", m.partition() or 0)
+                kinds = [kind for n, kind, tps in self._events if n > seq and tp in tps]
+                # assigned during the call and untouched otherwise: whatever came of it is of this assignment
+                if kinds and kinds != ["assign"]:
+                    dropped.add(tp)
+        if not dropped:
+            return [m for _, got in calls for m in got]
+        kept = [m for _, got in calls for m in got if m.error() is not None or (m.topic(), m.partition()) not in dropped]
+        rewind = sorted(dropped & self.assignment)
+        if rewind:
+            self._rewind(rewind)
+        log.info("dropped fetched records of %s: revoked by a rebalance after they were fetched", _fmt(dropped))
+        return kept
+
+    def _rewind(self, tps: list[TP]) -> None:
+        """Restart the fetch of these (re-assigned) partitions at their committed offsets."""
+        got = self.consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=10)
+        reset = OFFSET_BEGINNING if self._reset == "earliest" else OFFSET_END
+        for tp in got:
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else reset))
 
     def _dispatch(self, msgs: list[Message]) -> None:
         by_route: dict[str, list[Message]] = {}
@@ -293,7 +360,8 @@ class BatchConsumer:
             self.paused -= tps
 
     def _commit(self, tps: Sequence[TP] | None = None) -> None:
-        points = self.ledger.commit_points(tps)
+        # the ledger only tracks assigned partitions; this is the second fence
+        points = {tp: o for tp, o in self.ledger.commit_points(tps).items() if tp in self.assignment}
         if not points:
             return
         try:
@@ -317,12 +385,14 @@ class BatchConsumer:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = {(tp.topic, tp.partition) for tp in partitions}
-        self.ledger.drop(list(tps))  # a partition we get back starts from its committed offset
+        self._note("assign", tps)
+        self.ledger.assign(list(tps))  # a partition we get back starts from its committed offset
         self.assignment |= tps  # paused by the loop if needed (the assignment itself follows this callback)
         log.info("assigned %s", _fmt(tps))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(tp.topic, tp.partition) for tp in partitions]
+        self._note("revoke", tps)
         # let what is in flight on these partitions settle, then commit it, before letting them go:
         # the new owner starts where we stopped instead of re-delivering our in-flight records
         # (when closing, the worker has already drained: what is still pending was abandoned)
@@ -337,6 +407,10 @@ class BatchConsumer:
         else:
             log.info("revoked %s", _fmt(tps))
 
+    def _note(self, kind: str, tps: Any) -> None:
+        self._seq += 1
+        self._events.append((self._seq, kind, frozenset(tps)))
+
     def _forget(self, tps: list[TP]) -> None:
         self.ledger.drop(tps)
         self.assignment -= set(tps)
@@ -347,6 +421,7 @@ class BatchConsumer:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(tp.topic, tp.partition) for tp in partitions]
+        self._note("lost", tps)
         self._forget(tps)  # no commit: the group has moved on
         log.warning("lost %s (session timed out): in-flight records are re-consumed by the new owner", _fmt(tps))
 
