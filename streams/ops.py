@@ -666,6 +666,8 @@ class RouteStatus:
     topic_error: str | None = None
     dead_letters: DeadLetterCounts | None = None
     paused: PausedState = field(default_factory=lambda: PausedState(False, note="no --metrics-url"))
+    # the destination as the workers see it: "refusing" (breaker open), "unhealthy", "ok", or None
+    destination_state: str | None = None
 
     @property
     def lag(self) -> int | None:
@@ -681,6 +683,7 @@ class RouteStatus:
             "partitions": [p.as_dict() for p in self.partitions],
             "dead_letters": self.dead_letters.as_dict() if self.dead_letters else None,
             "paused": self.paused.as_dict(),
+            "destination_state": self.destination_state,
         }
 
 
@@ -689,6 +692,8 @@ class MetricsScrape:
     url: str
     paused: dict[str, float] = field(default_factory=dict)  # route -> gauge value
     error: str | None = None
+    refusing: dict[str, float] = field(default_factory=dict)  # destination -> s2s_destination_refusing
+    unhealthy: dict[str, float] = field(default_factory=dict)  # destination -> s2s_destination_unhealthy
 
 
 @dataclass
@@ -745,6 +750,35 @@ def parse_paused(text: str) -> dict[str, float]:
     return out
 
 
+def parse_destination_gauges(text: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Per destination: ``s2s_destination_refusing`` and ``s2s_destination_unhealthy`` values."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    refusing: dict[str, float] = {}
+    unhealthy: dict[str, float] = {}
+    for fam in text_string_to_metric_families(text):
+        into = (
+            refusing if fam.name == "s2s_destination_refusing" else unhealthy if fam.name == "s2s_destination_unhealthy" else None
+        )
+        if into is not None:
+            for s in fam.samples:
+                if "destination" in s.labels:
+                    into[s.labels["destination"]] = s.value
+    return refusing, unhealthy
+
+
+def destination_state(destination: str, scrapes: Sequence[MetricsScrape]) -> str | None:
+    """The worst state any worker reports for a destination; None without a readable scrape."""
+    good = [s for s in scrapes if s.error is None]
+    if not good:
+        return None
+    if any(s.refusing.get(destination, 0.0) >= 1 for s in good):
+        return "refusing"
+    if any(s.unhealthy.get(destination, 0.0) >= 1 for s in good):
+        return "unhealthy"
+    return "ok"
+
+
 def scrape_metrics(url: str, timeout: float = 5.0, client: Any = None) -> MetricsScrape:
     import httpx
 
@@ -756,6 +790,7 @@ def scrape_metrics(url: str, timeout: float = 5.0, client: Any = None) -> Metric
         resp = client.get(endpoint)
         resp.raise_for_status()
         out.paused = parse_paused(resp.text)
+        out.refusing, out.unhealthy = parse_destination_gauges(resp.text)
     except KeyError:
         out.error = "no s2s_route_paused metric (not a bridge worker's /metrics?)"
     except Exception as exc:
@@ -808,6 +843,7 @@ def gather_status(
         for name in routes or cfg.routes:
             route = cfg.routes[name]
             rs = RouteStatus(name, route.topic, route.destination, paused=paused_state(name, report.metrics))
+            rs.destination_state = destination_state(route.destination, report.metrics)
             report.routes.append(rs)
             if md is None:
                 rs.topic_error = "Kafka unreachable"
@@ -888,6 +924,7 @@ def render_status(report: StatusReport, console: Any) -> None:
     table.add_column("lag", justify="right")
     table.add_column("dead letters", overflow="fold")
     table.add_column("paused", overflow="fold")
+    table.add_column("destination", overflow="fold")
     for r in report.routes:
         if r.topic_error:
             lag = Text(r.topic_error, style="red")
@@ -896,7 +933,12 @@ def render_status(report: StatusReport, console: Any) -> None:
             if any(p.committed is None for p in r.partitions):
                 lag.append(" (no commits)", style="dim")
         paused = Text(r.paused.text, style="bold red" if r.paused.paused_on else ("dim" if not r.paused.known else ""))
-        table.add_row(r.route, r.topic, lag, dead_letter_text(r.dead_letters), paused)
+        state = r.destination_state
+        dest = Text(
+            f"{r.destination}: {state.upper() if state in ('refusing', 'unhealthy') else state or 'unknown'}",
+            style="bold red" if state in ("refusing", "unhealthy") else ("dim" if state is None else ""),
+        )
+        table.add_row(r.route, r.topic, lag, dead_letter_text(r.dead_letters), paused, dest)
     console.print(table)
 
     rows = [

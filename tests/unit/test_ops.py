@@ -171,6 +171,30 @@ def test_paused_state_across_workers() -> None:
     assert paused_state("a", [broken]).as_dict()["paused"] is None
 
 
+def test_status_reads_the_destination_state_from_the_workers() -> None:
+    from prometheus_client import generate_latest
+
+    from streams.metrics import Metrics
+    from streams.ops import destination_state, parse_destination_gauges
+
+    m = Metrics()
+    m.destination_refusing.labels("zeotap").set(1)
+    m.destination_unhealthy.labels("zeotap").set(1)
+    m.destination_unhealthy.labels("audiohook").set(1)
+    m.destination_refusing.labels("activation").set(0)
+    refusing, unhealthy = parse_destination_gauges(generate_latest(m.registry).decode())
+    assert refusing == {"zeotap": 1.0, "activation": 0.0}
+    assert unhealthy == {"zeotap": 1.0, "audiohook": 1.0}
+    w1 = MetricsScrape("http://w1/metrics", {}, refusing=refusing, unhealthy=unhealthy)
+    w2 = MetricsScrape("http://w2/metrics", {})
+    broken = MetricsScrape("http://w3/metrics", error="ConnectError")
+    assert destination_state("zeotap", [w2, w1]) == "refusing"
+    assert destination_state("audiohook", [w1, w2]) == "unhealthy"
+    assert destination_state("activation", [w1, w2]) == "ok"
+    assert destination_state("zeotap", [broken]) is None
+    assert destination_state("zeotap", []) is None
+
+
 def test_scrape_metrics_over_http() -> None:
     page = _metrics_page({"purchase_completed": 1})
     seen: list[str] = []
@@ -358,7 +382,8 @@ def test_render_status_table_breakdown_and_cap_note() -> None:
     console = _console()
     render_status(_status(), console)
     out = _text(console)
-    line = next(x for x in out.splitlines() if "purchase_completed" in x and "orders " in x and "zeotap" not in x)
+    line = next(x for x in out.splitlines() if "purchase_completed" in x and "orders " in x and "orders.dlt" not in x)
+    assert "zeotap: unknown" in line  # the destination's state needs --metrics-url
     assert "11 (no commits)" in line and "9 (scanned 5, capped by --max-scan)" in line
     assert "unknown (no --metrics-url)" in line
     assert "topic missing" in out
