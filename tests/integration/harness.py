@@ -94,9 +94,12 @@ def make_config(
     return load_config(path), path
 
 
-def create_topics(bootstrap: str, topics: Iterable[str], partitions: int = PARTITIONS) -> None:
+def create_topics(
+    bootstrap: str, topics: Iterable[str], partitions: int = PARTITIONS, config: dict[str, str] | None = None
+) -> None:
+    """Create topics (existing ones are left alone); `config` are topic configs, e.g. max.message.bytes."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futs = admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
+    futs = admin.create_topics([NewTopic(t, partitions, 1, config=dict(config or {})) for t in topics])
     for f in futs.values():
         with contextlib.suppress(Exception):
             f.result(30)
