@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import faust
@@ -20,7 +20,7 @@ from faust.types import EventT
 from streams.codec import SchemaRegistryUnavailable
 from streams.config import BridgeConfig
 from streams.deadletter import DeadLetter, DeadLetterFailed, DeadLetterProducer
-from streams.delivery.sink import DestinationMisconfigured, Failed, Sink
+from streams.delivery.sink import Abandoned, DestinationMisconfigured, Failed, Lease, Sink
 from streams.destinations import make_destination
 from streams.kafka import confluent_conf, connect_admin, faust_credentials
 from streams.ledger import PartitionLedger
@@ -167,9 +167,17 @@ class Bridge:
         self.ledger.track(events)
         await self.process_batch(route, [FaustRecord(ev.message) for ev in events], lambda: self.ledger.settle(events))
 
-    async def process_batch(self, route: str, records: Sequence[Record], on_settled: Callable[[], object]) -> None:
+    async def process_batch(
+        self,
+        route: str,
+        records: Sequence[Record],
+        on_settled: Callable[[], object],
+        leases: Mapping[tuple[str, int], Lease] | None = None,
+    ) -> None:
         """Run the pipeline over consumed records (in offset order per partition) and settle them in
-        the background; `on_settled` runs once every outcome of the batch is durable."""
+        the background; `on_settled` runs once every outcome of the batch is durable. `leases` (per
+        topic-partition) say whether this worker still owns a record's partition: events of a
+        revoked one are not sent nor dead-lettered here (their new owner does it)."""
         if self.fatal is not None:
             await asyncio.sleep(3600)  # the worker is stopping: take nothing more
         n = len(records)
@@ -195,7 +203,8 @@ class Bridge:
                         out = await self._process(pipeline, m)
                     outcomes.append(out)
                     if type(out) is Payload:
-                        waits.append((i, submit(out.event_id, out.body)))
+                        lease = leases.get((m.topic(), m.partition())) if leases is not None else None
+                        waits.append((i, submit(out.event_id, out.body, lease)))
                     if i % 100 == 99:
                         await asyncio.sleep(0)  # let HTTP responses and settling in between (latency)
         except asyncio.CancelledError:  # shutdown: the batch is never acked; quiet its submitted events
@@ -257,7 +266,7 @@ class Bridge:
                     dl.http_status, dl.debug, dl.attempts = result.status, result.debug, result.attempts
                     dl.first_failure, dl.last_failure = result.first_failure, result.last_failure
                     dead.append((i, dl))
-                else:
+                elif type(result) is not Abandoned:
                     delivered += 1
             assert self.dead_letters is not None
             dl_futs = []

@@ -50,12 +50,15 @@ class _Chunk:
 
 
 class _Partition:
-    __slots__ = ("chunks", "committable", "committed")
+    __slots__ = ("chunks", "committable", "committed", "revoked")
 
     def __init__(self) -> None:
         self.chunks: deque[_Chunk] = deque()
         self.committable: int | None = None
         self.committed: int | None = None
+        # set when the partition leaves this worker: its events still waiting in a sink are not
+        # sent (the sink reads this as the events' lease)
+        self.revoked = False
 
 
 class PartitionNotOwned(RuntimeError):
@@ -132,7 +135,9 @@ class OffsetLedger:
     def drop(self, tps: Sequence[TP]) -> None:
         with self._lock:
             for tp in tps:
-                self._parts.pop(tp, None)
+                part = self._parts.pop(tp, None)
+                if part is not None:
+                    part.revoked = True
 
 
 class BatchConsumer:
@@ -315,18 +320,22 @@ class BatchConsumer:
             next_offsets[(topic, m.partition() or 0)] = m.offset() + 1  # type: ignore[operator]
             for route in self.routes_of.get(topic, ()):
                 by_route.setdefault(route, []).append(m)
+        leases: dict[TP, _Partition] = {}
         for tp, next_offset in next_offsets.items():
             routes = self.routes_of.get(tp[0], ())
             handle = self.ledger.open(tp, next_offset, len(routes))
+            leases[tp] = handle[0]
             for route in routes:
                 chunks.setdefault(route, []).append(handle)
         for route, records in by_route.items():
             with self._held_lock:
                 self.held[route] += len(records)
             handles = chunks[route]
-            self.loop.call_soon_threadsafe(self._submit, route, records, handles)
+            self.loop.call_soon_threadsafe(self._submit, route, records, handles, leases)
 
-    def _submit(self, route: str, records: list[Message], handles: list[tuple[_Partition, _Chunk]]) -> None:
+    def _submit(
+        self, route: str, records: list[Message], handles: list[tuple[_Partition, _Chunk]], leases: dict[TP, _Partition]
+    ) -> None:
         """On the event loop: start processing one route's share of a batch."""
         n = len(records)
 
@@ -335,7 +344,7 @@ class BatchConsumer:
             with self._held_lock:
                 self.held[route] -= n
 
-        task = asyncio.ensure_future(self.bridge.process_batch(route, records, settled))
+        task = asyncio.ensure_future(self.bridge.process_batch(route, records, settled, leases))
         self.bridge.tasks.add(task)
         task.add_done_callback(self.bridge.tasks.discard)
 

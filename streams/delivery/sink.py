@@ -30,6 +30,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 from prometheus_client import Gauge
@@ -69,7 +70,19 @@ class Failed:
     last_failure: float
 
 
-Result = Delivered | Failed
+@dataclass(slots=True)
+class Abandoned:
+    """Not sent: the partition it came from was revoked from this worker while it waited (its new
+    owner consumes it again from the last commit); neither delivered nor dead-lettered here."""
+
+
+class Lease(Protocol):
+    """Whether this worker still owns the partition an event came from."""
+
+    revoked: bool
+
+
+Result = Delivered | Failed | Abandoned
 
 
 @dataclass(slots=True)
@@ -80,6 +93,7 @@ class _Item:
     attempts: int = 0
     first_failure: float = 0.0
     refused_at: int = -1  # the breaker's delivery count when a request carrying it was last refused
+    lease: Lease | None = None
 
 
 @dataclass(slots=True)
@@ -229,8 +243,9 @@ class Sink:
 
     # ------------------------------------------------------------------ public
 
-    def submit(self, event_id: str, body: bytes) -> asyncio.Future[Result]:
-        """Queue one encoded event; the future resolves when its fate is known."""
+    def submit(self, event_id: str, body: bytes, lease: Lease | None = None) -> asyncio.Future[Result]:
+        """Queue one encoded event; the future resolves when its fate is known (`Abandoned`, unsent,
+        if its `lease` is revoked before it is sent)."""
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         size = len(body) + 1
         if self._pending and (
@@ -238,7 +253,7 @@ class Sink:
             or self._pending_bytes + size + self.api.envelope_bytes(len(self._pending) + 1) > self.max_bytes
         ):
             self._cut()
-        self._pending.append(_Item(event_id, body, fut))
+        self._pending.append(_Item(event_id, body, fut, lease=lease))
         self._pending_bytes += size
         if len(self._pending) >= self.max_events:
             self._cut()
@@ -318,6 +333,9 @@ class Sink:
         breaker = self.breaker
         last_failure_at = breaker.successes  # deliveries seen at this request's previous failure
         while True:
+            items = self._owned(items)
+            if not items:
+                return
             attempt += 1
             for it in items:
                 it.attempts += 1
@@ -410,6 +428,21 @@ class Sink:
                     await asyncio.wait_for(self._recovered.wait(), delay)
             else:
                 await asyncio.sleep(delay)
+
+    @staticmethod
+    def _owned(items: list[_Item]) -> list[_Item]:
+        """The items whose partition this worker still owns; the others are abandoned unsent (a
+        rebalance gave them to another member, which sends them itself: sending them here too is
+        a duplicate, and after a long freeze a whole in-flight window of them)."""
+        if all(it.lease is None or not it.lease.revoked for it in items):
+            return items
+        kept = []
+        for it in items:
+            if it.lease is not None and it.lease.revoked:
+                it.future.set_result(Abandoned())
+            else:
+                kept.append(it)
+        return kept
 
     async def _split(self, items: list[_Item], attempt: int, amid: int) -> None:
         """Bisect: the halves are sent on their own, so the bad records end up alone."""

@@ -215,3 +215,33 @@ def test_zeotap_systemic_text_without_an_event_index_is_a_refusal() -> None:
 def test_breaker_defaults_are_safe() -> None:
     b = Breaker("d", refusals=5, probe_interval_s=5, max_probe_interval_s=60)
     assert not b.open
+
+
+class _Lease:
+    def __init__(self) -> None:
+        self.revoked = False
+
+
+async def test_events_of_a_revoked_partition_are_not_sent() -> None:
+    """A member that lost a partition does not send that partition's events still waiting in its
+    sink (they belong to the new owner now), neither before the first attempt nor between retries."""
+    state = {"down": True}
+
+    def handler(events: list[dict[str, Any]]) -> httpx.Response:
+        return httpx.Response(503 if state["down"] else 204)
+
+    sink, seen = make_sink(handler, **FAST)
+    kept, lost = _Lease(), _Lease()
+    futs = [sink.submit(*body(i), lease=kept if i % 2 else lost) for i in range(10)]
+    await asyncio.sleep(0.2)  # retrying: the destination is down
+    lost.revoked = True
+    state["down"] = False
+    results = await asyncio.wait_for(asyncio.gather(*futs), 5)
+    assert [type(r).__name__ for r in results] == ["Abandoned", "Delivered"] * 5
+    assert all(len(b) == 5 for b in seen[-1:])  # the last request carried only the owned events
+    revoked_before_send = _Lease()
+    revoked_before_send.revoked = True
+    n = len(seen)
+    (r,) = await asyncio.gather(sink.submit(*body(99), lease=revoked_before_send))
+    assert type(r).__name__ == "Abandoned" and len(seen) == n
+    await sink.close()
