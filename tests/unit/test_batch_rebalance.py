@@ -106,7 +106,7 @@ class Bridge:
         self.tasks: set[Any] = set()
         self.batches: list[tuple[str, list[Msg]]] = []
 
-    async def process_batch(self, route: str, records: list[Msg], settled: Callable[[], None]) -> None:
+    async def process_batch(self, route: str, records: list[Msg], settled: Callable[[], None], leases: Any = None) -> None:
         self.batches.append((route, records))
         settled()
 
