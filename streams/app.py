@@ -27,6 +27,7 @@ from streams.ledger import PartitionLedger
 from streams.metrics import METRICS
 from streams.pipeline.outcome import Filtered, Payload, Rejected
 from streams.pipeline.transform import RoutePipeline, build_pipelines
+from streams.replay import replay_count_of
 
 log = logging.getLogger("streams.worker")
 
@@ -312,6 +313,7 @@ class Bridge:
             error_class=rej.error_class,
             message=rej.detail,
             event_id=rej.event_id,
+            replay_count=replay_count_of(m.headers()),  # a copy `replay --to-source` put back keeps its count
         )
 
     def _fail(self, exc: BaseException) -> None:

@@ -106,9 +106,13 @@ def replay(
     park: Annotated[
         Literal["topic", "skip"], typer.Option(help="parked records: to <dlt>.parked, or skipped with a report")
     ] = "topic",
+    error_timeout: Annotated[
+        float, typer.Option(help="stop with exit code 4 when Kafka answers only with errors for this many seconds")
+    ] = 30.0,
     json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on the last line")] = False,
 ) -> None:
-    """Re-drive dead-lettered records through today's pipeline and delivery."""
+    """Re-drive dead-lettered records through today's pipeline and delivery (exit 3: destination refuses
+    our credentials; 4: the dead-letter topic could not be read)."""
     from streams.logs import setup_logging
     from streams.replay import Replayer, ReplayFilter, parse_time, run_replay
 
@@ -119,9 +123,13 @@ def replay(
         matches = [n for n, r in cfg.routes.items() if r.dlt == topic]
         if not matches:
             raise _fail(f"no route has dead-letter topic {topic!r}")
+        if len(matches) > 1:
+            raise _fail(f"dead-letter topic {topic!r} is shared by routes {', '.join(matches)}: give --route")
         route = matches[0]
     if route not in cfg.routes:
         raise _fail(f"unknown route {route!r} (known: {', '.join(cfg.routes)})")
+    if error_timeout <= 0:
+        raise _fail("--error-timeout must be > 0")
     try:
         filters = ReplayFilter(
             stages=set(stage or ()),
@@ -150,6 +158,7 @@ def replay(
         max_replays=max_replays,
         park=park,
         progress=sys.stderr.isatty() and not json,
+        error_timeout=error_timeout,
     )
     code, summary = run_replay(replayer)
     if json:
