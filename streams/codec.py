@@ -31,7 +31,39 @@ SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 
 
 class DecodeError(Exception):
-    """These bytes cannot be decoded: the record is bad (dead-letter it at stage ``decode``)."""
+    """These bytes cannot be decoded: the record is bad (dead-letter it at stage ``decode``).
+
+    `reason` is the dead letter's reason code."""
+
+    reason = "undecodable"
+
+
+class TooManyItems(DecodeError):
+    """An array or map declares more items than the record's bytes can hold (or, for items that
+    encode to zero bytes, more than `zero_width_budget` allows): refused before the work is done."""
+
+    reason = "too_many_items"
+
+
+# Items that encode to zero bytes (null, an empty record, fixed of size 0, records of only such
+# fields) cost nothing on the wire, so a 5-byte record can declare 2**63 of them and keep a
+# decoder busy for hours. Legitimate uses are tiny; a whole record may hold at most this many of
+# them: 8 per byte of the record, plus 1024 so that small records are never refused for a few.
+ZERO_WIDTH_ITEMS_PER_BYTE = 8
+ZERO_WIDTH_ITEMS_BASE = 1024
+
+
+def zero_width_budget(record_bytes: int) -> int:
+    """Zero-width array items a record of this many bytes may hold in total (all arrays, all depths)."""
+    return ZERO_WIDTH_ITEMS_BASE + ZERO_WIDTH_ITEMS_PER_BYTE * record_bytes
+
+
+def _too_many(count: int, min_width: int, remaining: int) -> DecodeError:
+    if remaining < 0:
+        return DecodeError("invalid Avro data: truncated record")
+    if min_width == 0:
+        return TooManyItems(f"more zero-width array items ({count} in one block) than the record's size allows")
+    return TooManyItems(f"a block declares {count} items of at least {min_width} byte(s) each, but only {remaining} bytes remain")
 
 
 class SchemaRegistryUnavailable(Exception):
@@ -147,8 +179,12 @@ def registry_fetcher(url: str, username: str | None = None, password: str | None
 # defaults, promotions, union branch choice, enum defaults -- decided at compile time with
 # fastavro's own `match_schemas` / `match_types`, logical types converted with fastavro's own
 # `LOGICAL_READERS`). Anything it does not compile (recursive types, aliases, unions of unions,
-# arrays of zero-width items, resolution that fastavro would reject, ...) returns None and the
-# Decoder keeps using fastavro for that schema pair.
+# resolution that fastavro would reject, ...) returns None and the Decoder keeps using fastavro
+# for that schema pair (after `ItemBounds` has checked the record's block counts).
+#
+# Every array/map block count is bounded before its items are read or skipped: at most as many
+# items as the remaining bytes can hold at the items' minimal width, and zero-width items within
+# `zero_width_budget` for the whole record (TooManyItems).
 #
 # On malformed input it is at most stricter than fastavro (never more lenient): a truncated value,
 # a negative length, a varint over 10 bytes or a negative union index are errors here, where
@@ -185,6 +221,25 @@ def _read_long(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
     n &= _MASK64
     return (n >> 1) ^ -(n & 1), pos
+
+
+def _min_width(w: Any, named: dict[str, Any], seen: tuple[str, ...] = ()) -> int:
+    """The fewest bytes a value of writer schema `w` encodes to (0: null, empty records, fixed(0))."""
+    if isinstance(w, str) and w not in _PRIMITIVES:
+        if w in seen:  # a type that contains itself directly has no finite value; via a union/array it costs >= 1
+            return 1
+        return _min_width(named.get(w, "int"), named, (*seen, w))
+    t = _type_name(w)
+    if t == "null":
+        return 0
+    if t == "fixed":
+        return int(w["size"])
+    if t in ("record", "error"):
+        return sum(_min_width(f["type"], named, seen) for f in w["fields"])
+    return _FIXED_WIDTHS.get(t, 1)
+
+
+_FIXED_WIDTHS = {"float": 4, "double": 8}
 
 
 def _type_name(schema: Any) -> str:
@@ -259,19 +314,8 @@ class _ReaderCompiler:
             return self.named["writer"][w], (self.named["reader"].get(r) if r is not None else None), w
         return w, r, None
 
-    def min_width(self, w: Any, seen: tuple[str, ...] = ()) -> int:
-        if isinstance(w, str) and w not in _PRIMITIVES:
-            if w in seen:
-                return 1
-            return self.min_width(self.named["writer"].get(w, "int"), (*seen, w))
-        t = _type_name(w)
-        if t == "null":
-            return 0
-        if t == "fixed":
-            return int(w["size"])
-        if t == "record":
-            return sum(self.min_width(f["type"], seen) for f in w["fields"])
-        return 1
+    def min_width(self, w: Any) -> int:
+        return _min_width(w, self.named["writer"])
 
     # -- read -----------------------------------------------------------------
 
@@ -356,21 +400,30 @@ class _ReaderCompiler:
         self.long(ind, i)
         self.emit(ind, f"{target} = {self.const(tuple(symbols))}[{i}]")  # negative wraps, as in fastavro
 
-    def blocks(self, ind: int, count: str) -> None:
-        """Start of an array/map block loop: `count` items follow (the block size is not needed)."""
+    def blocks(self, ind: int, count: str, item_width: int) -> None:
+        """Start of an array/map block loop: `count` items follow (the block size is not needed),
+        each at least `item_width` bytes; a count the record cannot hold raises TooManyItems."""
         self.long(ind, count)
         self.emit(ind, f"while {count}:")
         self.emit(ind + 1, f"if {count} < 0:")
         self.emit(ind + 2, f"{count} = -{count}")
         self.long(ind + 2, "_")
+        self.bound(ind + 1, count, item_width)
+
+    def bound(self, ind: int, count: str, item_width: int) -> None:
+        if item_width:
+            self.emit(ind, f"if {count} * {item_width} > L - pos:")
+            self.emit(ind + 1, f"raise _too_many({count}, {item_width}, L - pos)")
+        else:
+            self.emit(ind, f"zb -= {count}")
+            self.emit(ind, "if zb < 0:")
+            self.emit(ind + 1, f"raise _too_many({count}, 0, L - pos)")
 
     def read_array(self, w: dict[str, Any], r: Any, ind: int, target: str) -> None:
         items = w["items"]
-        if self.min_width(items) == 0:
-            raise _Unsupported("array of zero-width items")
         count, item = self.var("c"), self.var("v")
         self.emit(ind, f"{target} = []")
-        self.blocks(ind, count)
+        self.blocks(ind, count, self.min_width(items))
         self.emit(ind + 1, f"for _ in range({count}):")
         self.read(items, r["items"] if r else None, ind + 2, item)
         self.emit(ind + 2, f"{target}.append({item})")
@@ -379,7 +432,7 @@ class _ReaderCompiler:
     def read_map(self, w: dict[str, Any], r: Any, ind: int, target: str) -> None:
         count, key, item = self.var("c"), self.var("k"), self.var("v")
         self.emit(ind, f"{target} = {{}}")
-        self.blocks(ind, count)
+        self.blocks(ind, count, 1 + self.min_width(w["values"]))  # a key is at least its length byte
         self.emit(ind + 1, f"for _ in range({count}):")
         self.raw_bytes(ind + 2, key, decode=True)
         self.read(w["values"], r["values"] if r else None, ind + 2, item)
@@ -482,8 +535,7 @@ class _ReaderCompiler:
             self.emit(ind, f"pos += {n}")
         elif t in ("array", "map"):
             inner = w["items"] if t == "array" else w["values"]
-            if t == "array" and self.min_width(inner) == 0:
-                raise _Unsupported("array of zero-width items")
+            width = self.min_width(inner) + (t == "map")
             count = self.var("c")
             self.long(ind, count)
             self.emit(ind, f"while {count}:")
@@ -494,6 +546,7 @@ class _ReaderCompiler:
             self.emit(ind + 3, "raise MalformedAvro('bad block size')")
             self.emit(ind + 2, f"pos += {size}")
             self.emit(ind + 1, "else:")
+            self.bound(ind + 2, count, width)
             self.emit(ind + 2, f"for _ in range({count}):")
             if t == "map":
                 self.skip("string", ind + 3)
@@ -520,12 +573,15 @@ class _ReaderCompiler:
     def build(self, writer: Any, reader: Any) -> Callable[[bytes, int], tuple[Any, int]]:
         self.emit(0, "def _compiled_read(data, pos):")
         self.emit(1, "L = len(data)")
+        self.emit(1, "zb = _zero_width_budget(L - pos)")
         self.read(writer, reader, 1, "result")
         self.emit(1, "return result, pos")
         source = "\n".join(self.lines) + "\n"
         namespace: dict[str, Any] = {
             "_read_long": _read_long,
             "MalformedAvro": MalformedAvro,
+            "_too_many": _too_many,
+            "_zero_width_budget": zero_width_budget,
             "_unpack_float": _unpack_float,
             "_unpack_double": _unpack_double,
             **self.consts,
@@ -551,6 +607,95 @@ def compile_reader(writer: Any, reader: Any = None) -> Callable[[bytes, int], tu
         return None
 
 
+class ItemBounds:
+    """Walks a record by its writer schema without building values, applying the compiled reader's
+    block bounds (`TooManyItems`); run before fastavro, whose loops are not bounded: it reads an
+    array of 2**31 nulls (and skips 2**31 booleans) from a 5-byte record, for minutes, in C."""
+
+    def __init__(self, writer: Any) -> None:
+        self.named: dict[str, Any] = {}
+        self.schema = _FA_SCHEMA.parse_schema(writer, self.named)
+        self._widths: dict[int, int] = {}
+
+    @staticmethod
+    def needed(writer: Any) -> bool:
+        """Whether the schema has an array or map at all (else there is nothing to bound)."""
+        if isinstance(writer, dict):
+            return writer.get("type") in ("array", "map") or any(ItemBounds.needed(v) for v in writer.values())
+        if isinstance(writer, list):
+            return any(ItemBounds.needed(v) for v in writer)
+        return False
+
+    def check(self, data: bytes, pos: int) -> None:
+        """Raise TooManyItems (or DecodeError) when a block count exceeds what the bytes allow."""
+        self._budget = zero_width_budget(len(data) - pos)
+        try:
+            self._walk(data, pos, self.schema)
+        except DecodeError:
+            raise
+        except (IndexError, RecursionError, ValueError) as exc:  # fastavro reports bad bytes its own way
+            raise DecodeError(f"invalid Avro data: {type(exc).__name__}: {exc}"[:300]) from None
+
+    def _width(self, w: Any) -> int:
+        key = id(w)
+        width = self._widths.get(key)
+        if width is None:
+            width = self._widths[key] = _min_width(w, self.named)
+        return width
+
+    def _walk(self, data: bytes, pos: int, w: Any) -> int:
+        while isinstance(w, str) and w not in _PRIMITIVES:
+            w = self.named[w]
+        t = _type_name(w)
+        if t == "null":
+            return pos
+        if t == "boolean":
+            return pos + 1
+        if t in ("int", "long", "enum"):
+            return _read_long(data, pos)[1]
+        if t in ("float", "double"):
+            return pos + _FIXED_WIDTHS[t]
+        if t == "fixed":
+            return pos + int(w["size"])
+        if t in ("string", "bytes"):
+            n, pos = _read_long(data, pos)
+            if n < 0:
+                raise DecodeError("invalid Avro data: negative length")
+            return pos + n
+        if t in ("record", "error"):
+            for f in w["fields"]:
+                pos = self._walk(data, pos, f["type"])
+            return pos
+        if t == "union":
+            i, pos = _read_long(data, pos)
+            if not 0 <= i < len(w):
+                raise DecodeError("invalid Avro data: union index out of range")
+            return self._walk(data, pos, w[i])
+        if t in ("array", "map"):
+            inner = w["items"] if t == "array" else w["values"]
+            width = self._width(inner) + (t == "map")
+            count, pos = _read_long(data, pos)
+            while count:
+                if count < 0:
+                    count = -count
+                    _, pos = _read_long(data, pos)  # block size: the items are still walked (bounded)
+                remaining = len(data) - pos
+                if width:
+                    if count * width > remaining:
+                        raise _too_many(count, width, remaining)
+                else:
+                    self._budget -= count
+                    if self._budget < 0:
+                        raise _too_many(count, 0, remaining)
+                for _ in range(count):
+                    if t == "map":
+                        pos = self._walk(data, pos, "string")
+                    pos = self._walk(data, pos, inner)
+                count, pos = _read_long(data, pos)
+            return pos
+        raise DecodeError(f"invalid Avro data: cannot walk type {t}")
+
+
 class Decoder:
     """Decodes one route's records into Python dicts with the route's schema as reader schema."""
 
@@ -564,6 +709,8 @@ class Decoder:
         # compiled readers per writer schema object (None: fastavro reads that writer); the writer
         # objects are held by the store (and here), so their ids stay valid
         self._compiled: dict[int, tuple[Any, Callable[[bytes, int], tuple[Any, int]] | None]] = {}
+        # block-count checkers for the writers fastavro reads (None: no array or map to bound)
+        self._bounds: dict[int, tuple[Any, ItemBounds | None]] = {}
 
     def _compiled_for(self, writer: Any) -> Callable[[bytes, int], tuple[Any, int]] | None:
         entry = self._compiled.get(id(writer))
@@ -580,6 +727,8 @@ class Decoder:
                 data = bytes(data)
             try:
                 rec, end = fn(data, start)
+            except DecodeError:
+                raise
             except Exception as exc:  # bad bytes: index/struct/unicode/overflow errors and the like
                 raise DecodeError(f"invalid Avro data: {type(exc).__name__}: {exc}"[:300]) from None
             if end != len(data):
@@ -592,6 +741,11 @@ class Decoder:
         return self._read_fastavro(data, start, writer)
 
     def _read_fastavro(self, data: bytes | memoryview, start: int, writer: Any) -> dict[str, Any]:
+        entry = self._bounds.get(id(writer))
+        if entry is None:
+            entry = self._bounds[id(writer)] = (writer, ItemBounds(writer) if ItemBounds.needed(writer) else None)
+        if entry[1] is not None:
+            entry[1].check(bytes(data), start)
         buf = io.BytesIO(data)
         buf.seek(start)
         reader = None if writer is self.reader else self.reader

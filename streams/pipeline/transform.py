@@ -78,7 +78,7 @@ class RoutePipeline:
         try:
             record = self.decoder.decode(value)
         except DecodeError as exc:
-            return Rejected("decode", "undecodable", str(exc), "DecodeError")
+            return Rejected("decode", exc.reason, str(exc), type(exc).__name__)
         return self.process_record(record, topic, partition, offset)
 
     def process_record(self, record: dict[str, Any], topic: str, partition: int, offset: int) -> Outcome:
