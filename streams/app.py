@@ -19,10 +19,10 @@ from faust.types import EventT
 
 from streams.codec import SchemaRegistryUnavailable
 from streams.config import BridgeConfig
-from streams.deadletter import DeadLetter, DeadLetterFailed, DeadLetterProducer
+from streams.deadletter import DEAD_LETTER_HEADROOM, DeadLetter, DeadLetterFailed, DeadLetterProducer, ReadOnce, read_headers
 from streams.delivery.sink import Abandoned, DestinationMisconfigured, Failed, Lease, Sink
 from streams.destinations import make_destination
-from streams.kafka import confluent_conf, connect_admin, faust_credentials
+from streams.kafka import confluent_conf, connect_admin, faust_credentials, max_message_bytes
 from streams.ledger import PartitionLedger
 from streams.metrics import METRICS
 from streams.pipeline.outcome import Filtered, Payload, Rejected
@@ -128,7 +128,8 @@ class Bridge:
         self.sinks = {n: Sink(api) for n, api in self.apis.items()}
         self.capacity = {r: Capacity(self.config.worker.max_in_flight_events) for r in self.config.routes}
         self._transforming = {r: asyncio.Lock() for r in self.config.routes}
-        self.dead_letters = DeadLetterProducer(confluent_conf(self.config.kafka, **{"client.id": "s2s-bridge-dlt"}))
+        limits = await asyncio.to_thread(self.dead_letter_limits, admin)
+        self.dead_letters = DeadLetterProducer(confluent_conf(self.config.kafka, **{"client.id": "s2s-bridge-dlt"}), limits)
 
     def _warn_insecure(self) -> None:
         for name, d in self.config.destinations.items():
@@ -138,22 +139,60 @@ class Bridge:
                 log.warning("SECURITY: destination %s: TLS certificates are NOT verified (verify_tls: false)", name)
 
     def create_topics(self, admin: Any, existing: set[str]) -> None:
-        """Create missing dead-letter topics (and the routes' source topics) up front, with the
-        config's partitions and replication, so they never depend on broker-side auto-creation."""
+        """Create missing source topics with the config's partitions and replication, then missing
+        dead-letter topics with ``max.message.bytes`` at least their source topic's (plus room for
+        our headers), so a record the source took can be dead-lettered as it is; nothing depends on
+        broker-side auto-creation."""
         from confluent_kafka.admin import NewTopic
 
         k = self.config.kafka
-        wanted = sorted({t for r in self.config.routes.values() for t in (r.dlt, r.topic)} - existing)
-        if not wanted:
+        routes = list(self.config.routes.values())
+        sources = {r.topic for r in routes}
+        self._create(admin, [NewTopic(t, k.topic_partitions, k.replication_factor) for t in sorted(sources - existing)])
+        dlts = {r.dlt for r in routes} - existing - sources
+        if not dlts:
             return
-        futures = admin.create_topics([NewTopic(t, k.topic_partitions, k.replication_factor) for t in wanted])
-        for topic, fut in futures.items():
+        source_limits = max_message_bytes(admin, sorted({r.topic for r in routes if r.dlt in dlts}))
+        wanted: dict[str, int] = {}
+        for r in routes:
+            if r.dlt in dlts:
+                wanted[r.dlt] = max(wanted.get(r.dlt, 0), source_limits[r.topic] + DEAD_LETTER_HEADROOM)
+        self._create(
+            admin,
+            [
+                NewTopic(t, k.topic_partitions, k.replication_factor, config={"max.message.bytes": str(n)})
+                for t, n in sorted(wanted.items())
+            ],
+        )
+
+    @staticmethod
+    def _create(admin: Any, topics: list[Any]) -> None:
+        if not topics:
+            return
+        for topic, fut in admin.create_topics(topics).items():
             try:
                 fut.result(30)
                 log.info("created topic %s", topic)
             except Exception as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise RuntimeError(f"cannot create topic {topic}: {exc}") from None
+
+    def dead_letter_limits(self, admin: Any) -> dict[str, int]:
+        """Each dead-letter topic's ``max.message.bytes`` (for the dead-letter producer); warns about a
+        dead-letter topic that takes less than its source topic (larger records go there reduced)."""
+        routes = list(self.config.routes.values())
+        limits = max_message_bytes(admin, sorted({t for r in routes for t in (r.topic, r.dlt)}))
+        for r in routes:
+            if limits[r.dlt] < limits[r.topic]:
+                log.warning(
+                    "dead-letter topic %s takes messages up to %d bytes, its source %s up to %d: larger records "
+                    "are dead-lettered reduced (s2s.reduced)",
+                    r.dlt,
+                    limits[r.dlt],
+                    r.topic,
+                    limits[r.topic],
+                )
+        return {r.dlt: limits[r.dlt] for r in routes}
 
     async def stop(self) -> None:
         for sink in self.sinks.values():
@@ -250,18 +289,21 @@ class Bridge:
         dest = pipeline.destination.name
         try:
             dead: list[tuple[int, DeadLetter]] = []
+            src: dict[int, ReadOnce] = {}  # the records to dead-letter, their headers read at most once
             for i, out in enumerate(outcomes):
                 if isinstance(out, Rejected):
-                    dead.append((i, self._dead_letter(route, dest, records[i], out)))
+                    src[i] = ReadOnce(records[i])
+                    dead.append((i, self._dead_letter(route, dest, src[i], out)))
             delivered = 0
             for i, fut in waits:
                 result = await fut  # raises DestinationMisconfigured
                 if isinstance(result, Failed):
                     out = outcomes[i]
+                    src[i] = ReadOnce(records[i])
                     dl = self._dead_letter(
                         route,
                         dest,
-                        records[i],
+                        src[i],
                         Rejected("deliver", result.reason, f"{dest} rejected the event", "DestinationRejected", out.event_id),
                     )
                     dl.http_status, dl.debug, dl.attempts = result.status, result.debug, result.attempts
@@ -270,11 +312,10 @@ class Bridge:
                 elif type(result) is not Abandoned:
                     delivered += 1
             assert self.dead_letters is not None
-            dl_futs = []
-            for i, dl in dead:
-                m = records[i]
-                dl_futs.append(self.dead_letters.send(pipeline.route.dlt, m.key(), m.value(), dl.headers(m.headers())))
-            await asyncio.gather(*dl_futs)  # raises DeadLetterFailed
+            # as they are, or reduced when they cannot be (too large, unwritable headers); raises
+            # DeadLetterFailed only when Kafka refuses the dead-letter topic itself
+            dlt = pipeline.route.dlt
+            await asyncio.gather(*(self.dead_letters.send_dead_letter(dlt, dl, src[i]) for i, dl in dead))
             # every outcome is durable now: ack (in offset order per partition)
             on_settled()
             self.settled += len(records)
@@ -313,7 +354,7 @@ class Bridge:
             error_class=rej.error_class,
             message=rej.detail,
             event_id=rej.event_id,
-            replay_count=replay_count_of(m.headers()),  # a copy `replay --to-source` put back keeps its count
+            replay_count=replay_count_of(read_headers(m)),  # a copy `replay --to-source` put back keeps its count
         )
 
     def _fail(self, exc: BaseException) -> None:

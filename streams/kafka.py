@@ -127,3 +127,33 @@ def faust_credentials(k: KafkaSettings) -> Any:
         ssl_context=ctx,
         mechanism=k.sasl.mechanism,
     )
+
+
+BROKER_MAX_MESSAGE_BYTES = 1_048_588  # Kafka's default message.max.bytes (a topic's max.message.bytes)
+
+
+def max_message_bytes(admin: Any, topics: list[str], timeout: float = 15.0) -> dict[str, int]:
+    """Each topic's ``max.message.bytes``; a topic that cannot be described (missing, no
+    DescribeConfigs permission) gets the broker's ``message.max.bytes``, else Kafka's default."""
+    from confluent_kafka.admin import ConfigResource
+
+    out: dict[str, int] = {}
+    if not topics:
+        return out
+    futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics])
+    for res, fut in futures.items():
+        try:
+            out[res.name] = int(fut.result(timeout)["max.message.bytes"].value)
+        except Exception:
+            continue
+    missing = [t for t in topics if t not in out]
+    if missing:
+        default = BROKER_MAX_MESSAGE_BYTES
+        try:
+            brokers = list(admin.list_topics(timeout=timeout).brokers)
+            res = ConfigResource(ConfigResource.Type.BROKER, str(brokers[0]))
+            default = int(admin.describe_configs([res])[res].result(timeout)["message.max.bytes"].value)
+        except Exception:
+            pass
+        out.update(dict.fromkeys(missing, default))
+    return out

@@ -75,10 +75,12 @@ class RoutePipeline:
     def process(self, value: bytes | None, topic: str, partition: int, offset: int) -> Outcome:
         """Full pipeline from the record's bytes."""
         assert self.decoder is not None
+        if value is None:  # a tombstone (a key's delete marker) carries no event: filtered, counted
+            return Filtered("decode", "tombstone", "record has no value (tombstone)")
         try:
             record = self.decoder.decode(value)
         except DecodeError as exc:
-            return Rejected("decode", exc.reason, str(exc), type(exc).__name__)
+            return Rejected("decode", exc.reason if value else "empty_value", str(exc), type(exc).__name__)
         return self.process_record(record, topic, partition, offset)
 
     def process_record(self, record: dict[str, Any], topic: str, partition: int, offset: int) -> Outcome:

@@ -523,12 +523,21 @@ def test_consent_updated_is_not_gated_and_carries_the_change(
 # --------------------------------------------------------------------------- decode / size / forward
 
 
-@pytest.mark.parametrize("data", [b"", b"\xff\xff\xff", b"\x02", None, b"\x00" * 3, b"\xc3\x01" + b"\x01" * 8])
-def test_undecodable_bytes_are_rejected_at_decode(pipelines: dict[str, RoutePipeline], data: bytes | None) -> None:
+@pytest.mark.parametrize("data", [b"\xff\xff\xff", b"\x02", b"\x00" * 3, b"\xc3\x01" + b"\x01" * 8])
+def test_undecodable_bytes_are_rejected_at_decode(pipelines: dict[str, RoutePipeline], data: bytes) -> None:
     out = pipelines["purchase_completed"].process(data, "purchase_completed", 0, 1)
     assert isinstance(out, Rejected)
-    assert out.stage == "decode"
-    assert out.error_class == "DecodeError"
+    assert (out.stage, out.reason, out.error_class) == ("decode", "undecodable", "DecodeError")
+
+
+def test_tombstone_is_filtered_and_empty_value_rejected(pipelines: dict[str, RoutePipeline]) -> None:
+    """A tombstone (null value) is a key's delete marker, not an event: filtered and counted. An empty
+    value is a record whose bytes are no event: dead-lettered with its own reason."""
+    p = pipelines["purchase_completed"]
+    tomb = p.process(None, "purchase_completed", 0, 1)
+    assert isinstance(tomb, Filtered) and (tomb.stage, tomb.reason) == ("decode", "tombstone")
+    empty = p.process(b"", "purchase_completed", 0, 2)
+    assert isinstance(empty, Rejected) and (empty.stage, empty.reason) == ("decode", "empty_value")
 
 
 def test_oversize_event_is_rejected_too_large(pipelines: dict[str, RoutePipeline]) -> None:
