@@ -20,6 +20,7 @@ from typing import Any, Protocol, cast
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams import __version__
+from streams.metrics import METRICS
 
 CONNECT = "__connect.errors."
 H_TOPIC = CONNECT + "topic"
@@ -439,6 +440,7 @@ class DeadLetterProducer:
                 msg = dead_letter_message(dl, key, value, original, limit=limit, refused=str(exc), attempt=attempt)
                 continue
             if msg.reduced:
+                METRICS.dead_letters_reduced.labels(dl.route, msg.reduced[0]).inc()
                 log.warning(
                     "dead letter of %s[%d]@%d reduced (%s): %d bytes sent to %s",
                     dl.topic,

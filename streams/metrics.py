@@ -20,6 +20,12 @@ class Metrics:
             ["route", "stage", "reason"],
             registry=r,
         )
+        self.dead_letters_reduced = Counter(
+            "s2s_dead_letters_reduced",
+            "Dead letters written in a reduced form (the original could not be written as it was)",
+            ["route", "cut"],
+            registry=r,
+        )
         self.requests = Counter("s2s_http_requests", "HTTP requests by response status", ["destination", "status"], registry=r)
         self.request_latency = Histogram(
             "s2s_http_request_duration_seconds",
