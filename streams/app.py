@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import faust
 from faust.types import EventT
 
-from streams.codec import SchemaRegistryUnavailable
+from streams.codec import DecodeError, SchemaNeeded, SchemaRegistryUnavailable
 from streams.config import BridgeConfig
 from streams.deadletter import DEAD_LETTER_HEADROOM, DeadLetter, DeadLetterFailed, DeadLetterProducer, ReadOnce, read_headers
 from streams.delivery.sink import Abandoned, DestinationMisconfigured, Failed, Lease, Sink
@@ -30,6 +30,12 @@ from streams.pipeline.transform import RoutePipeline, build_pipelines
 from streams.replay import replay_count_of
 
 log = logging.getLogger("streams.worker")
+
+# a writer schema lookup runs in a thread; the registry client gives up after ~10 s itself (5 s
+# timeout, one retry), this bounds the wait even if it did not
+REGISTRY_FETCH_TIMEOUT_S = 15.0
+# while the registry cannot answer, a route that needs a schema waits this long, doubling, between lookups
+REGISTRY_BACKOFF_S = (0.5, 30.0)
 
 
 class Record(Protocol):
@@ -110,6 +116,7 @@ class Bridge:
         self.sinks: dict[str, Sink] = {}
         self.capacity: dict[str, Capacity] = {}
         self._transforming: dict[str, asyncio.Lock] = {}
+        self._schema_fetches: dict[tuple[int, int], asyncio.Future[Any]] = {}  # (store, id): the lookup in flight
         self.dead_letters: DeadLetterProducer | None = None
         self.fatal: BaseException | None = None
         self.tasks: set[asyncio.Task[None]] = set()
@@ -239,7 +246,7 @@ class Bridge:
                 for i, m in enumerate(records):
                     try:
                         out = process(m.value(), m.topic(), m.partition(), m.offset())
-                    except Exception:  # rare (registry down, a bug): the slow path handles it
+                    except Exception:  # rare (a writer schema to fetch, a bug): the slow path handles it
                         out = await self._process(pipeline, m)
                     outcomes.append(out)
                     if type(out) is Payload:
@@ -256,23 +263,54 @@ class Bridge:
         task.add_done_callback(self.tasks.discard)
 
     async def _process(self, pipeline: RoutePipeline, m: Any) -> Any:
-        """One record through the pipeline; waits (back-pressure) while the schema registry is down."""
+        """One record through the pipeline. A writer schema that is not cached yet is fetched off the
+        event loop, then the record is processed again; while the registry cannot answer, the route
+        waits (backoff 0.5 s doubling to 30 s, `paused` gauge, a log line) and the loop serves the rest.
+        An id the registry refuses (404) comes back from the pipeline as the record's rejection."""
         backoff = 0.0
         while True:
             try:
                 out = pipeline.process(m.value(), m.topic(), m.partition(), m.offset())
-            except SchemaRegistryUnavailable as exc:
-                backoff = min(backoff * 2, 30.0) if backoff else 0.5
-                METRICS.paused.labels(pipeline.name).set(1)
-                log.warning("route %s: %s; retrying in %.1fs", pipeline.name, exc, backoff)
-                await asyncio.sleep(backoff)
+            except (SchemaNeeded, SchemaRegistryUnavailable) as exc:
+                # (SchemaRegistryUnavailable: a store that fetches on a miss itself; not the worker's)
+                failed = await self._fetch_schema(pipeline, exc.schema_id) if isinstance(exc, SchemaNeeded) else str(exc)
+                if failed is not None:
+                    if not backoff:
+                        METRICS.paused.labels(pipeline.name).set(1)
+                    backoff = min(backoff * 2, REGISTRY_BACKOFF_S[1]) if backoff else REGISTRY_BACKOFF_S[0]
+                    log.warning("route %s paused: %s; looking the schema up again in %.1fs", pipeline.name, failed, backoff)
+                    await asyncio.sleep(backoff)
                 continue
             except Exception as exc:  # a bug must not stop the stream or lose the record
                 log.exception("route %s: unexpected error at %s/%d/%d", pipeline.name, m.topic(), m.partition(), m.offset())
                 out = Rejected("internal", "unexpected_error", f"{type(exc).__name__} in the pipeline", type(exc).__name__)
             if backoff:
                 METRICS.paused.labels(pipeline.name).set(0)
+                log.info("route %s resumed: the schema registry answered", pipeline.name)
             return out
+
+    async def _fetch_schema(self, pipeline: RoutePipeline, schema_id: int) -> str | None:
+        """Fetch and cache a writer schema in a thread (one lookup per id at a time, shared by every
+        route waiting for it); None once the store knows the answer (a refused id included: it is
+        remembered, and processing the record again dead-letters it), else why the registry failed."""
+        assert pipeline.decoder is not None
+        store = pipeline.decoder.store
+        key = (id(store), schema_id)
+        fut = self._schema_fetches.get(key)
+        if fut is None:
+            lookup = asyncio.to_thread(store.fetch, schema_id)
+            fut = self._schema_fetches[key] = asyncio.ensure_future(asyncio.wait_for(lookup, REGISTRY_FETCH_TIMEOUT_S))
+            fut.add_done_callback(_consume_result)
+            fut.add_done_callback(lambda _: self._schema_fetches.pop(key, None))
+        try:
+            await asyncio.shield(fut)  # one route cancelled (shutdown) does not cancel the others' lookup
+        except DecodeError:
+            return None
+        except SchemaRegistryUnavailable as exc:
+            return str(exc)
+        except TimeoutError:
+            return f"schema registry did not answer within {REGISTRY_FETCH_TIMEOUT_S:.0f}s"
+        return None
 
     async def _settle(
         self,

@@ -17,6 +17,7 @@ import importlib
 import io
 import json
 import struct
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -70,6 +71,26 @@ class SchemaRegistryUnavailable(Exception):
     """The registry could not be asked: not the record's fault, retry later (do not dead-letter)."""
 
 
+class UnknownSchemaId(DecodeError):
+    """The registry says this writer schema id does not exist (404): the record cannot be read."""
+
+    reason = "unknown_schema_id"
+
+
+class SchemaNeeded(Exception):
+    """The writer schema with this registry id is not cached yet, and this store does not fetch on
+    a miss: the caller fetches it (`SchemaStore.fetch`, off the event loop) and decodes again."""
+
+    def __init__(self, schema_id: int) -> None:
+        super().__init__(f"writer schema id {schema_id} is not cached yet")
+        self.schema_id = schema_id
+
+
+# how long a writer schema id the registry refused (404, not Avro, unusable) stays refused before
+# it is asked again: records carrying it are dead-lettered without a registry request each
+REFUSED_ID_TTL_S = 60.0
+
+
 def load_schema_file(path: str | Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
         loaded: dict[str, Any] = json.load(f)
@@ -101,12 +122,18 @@ def schema_fingerprint(schema: dict[str, Any] | str) -> bytes:
 
 
 class SchemaStore:
-    """Known writer schemas: by single-object fingerprint (from files) and by registry id (fetched)."""
+    """Known writer schemas: by single-object fingerprint (from files) and by registry id (fetched).
 
-    def __init__(self, fetch_by_id: Callable[[int], str] | None = None) -> None:
+    With ``fetch_on_miss=False`` decoding stays free of I/O: an id not cached raises `SchemaNeeded`
+    and the caller runs `fetch` where blocking is harmless (the worker: in a thread, with backoff).
+    Ids are fetched once; ids the registry refuses are remembered for `REFUSED_ID_TTL_S`."""
+
+    def __init__(self, fetch_by_id: Callable[[int], str] | None = None, *, fetch_on_miss: bool = True) -> None:
         self._by_fingerprint: dict[bytes, Any] = {}
         self._by_id: dict[int, Any] = {}
+        self._refused: dict[int, tuple[float, DecodeError]] = {}
         self._fetch_by_id = fetch_by_id
+        self.fetch_on_miss = fetch_on_miss
 
     def add(self, schema: dict[str, Any] | str) -> bytes:
         fp = schema_fingerprint(schema)
@@ -128,17 +155,40 @@ class SchemaStore:
         return self._fetch_by_id is not None
 
     def by_id(self, schema_id: int) -> Any:
+        """The parsed writer schema; raises DecodeError (refused id, no registry), SchemaNeeded (not
+        cached, `fetch_on_miss` off) or, when fetching here, SchemaRegistryUnavailable."""
         parsed = self._by_id.get(schema_id)
         if parsed is not None:
             return parsed
         if self._fetch_by_id is None:
             raise DecodeError(f"Confluent-framed record (schema id {schema_id}) but no schema registry configured")
-        text = self._fetch_by_id(schema_id)  # raises DecodeError / SchemaRegistryUnavailable
+        refused = self._refused.get(schema_id)
+        if refused is not None and time.monotonic() < refused[0]:
+            raise refused[1]
+        if not self.fetch_on_miss:
+            raise SchemaNeeded(schema_id)
+        return self.fetch(schema_id)
+
+    def fetch(self, schema_id: int) -> Any:
+        """Ask the registry for a writer schema id and cache the answer (blocking: call it off the
+        event loop). Raises DecodeError when the id is refused (remembered for REFUSED_ID_TTL_S) and
+        SchemaRegistryUnavailable when the registry could not answer (nothing remembered)."""
+        parsed = self._by_id.get(schema_id)
+        if parsed is not None:
+            return parsed
+        if self._fetch_by_id is None:
+            raise DecodeError(f"Confluent-framed record (schema id {schema_id}) but no schema registry configured")
         try:
-            parsed = parse(text)
-        except Exception as exc:  # not JSON, not Avro, or unresolved references: the record cannot be read
-            detail = f"{type(exc).__name__}: {exc}"
-            raise DecodeError(f"schema id {schema_id} is not a usable Avro schema: {detail}"[:300]) from None
+            text = self._fetch_by_id(schema_id)  # raises DecodeError / SchemaRegistryUnavailable
+            try:
+                parsed = parse(text)
+            except Exception as exc:  # not JSON, not Avro, or unresolved references: the record cannot be read
+                detail = f"{type(exc).__name__}: {exc}"
+                raise DecodeError(f"schema id {schema_id} is not a usable Avro schema: {detail}"[:300]) from None
+        except DecodeError as exc:
+            self._refused[schema_id] = (time.monotonic() + REFUSED_ID_TTL_S, exc)
+            raise
+        self._refused.pop(schema_id, None)
         self._by_id[schema_id] = parsed
         return parsed
 
@@ -159,7 +209,7 @@ def registry_fetcher(url: str, username: str | None = None, password: str | None
             schema = client.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
-                raise DecodeError(f"schema id {schema_id} not found in the schema registry") from None
+                raise UnknownSchemaId(f"schema id {schema_id} not found in the schema registry") from None
             raise SchemaRegistryUnavailable(f"schema registry error {exc.http_status_code}: {exc.error_message}") from None
         except Exception as exc:  # connection errors from the HTTP client
             raise SchemaRegistryUnavailable(f"schema registry unreachable: {type(exc).__name__}") from None

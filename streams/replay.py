@@ -527,7 +527,7 @@ class Replayer:
                 else:
                     self._print({"replay": "to_source", "topic": origin[0], "partition": origin[1], "offset": origin[2]})
                 continue
-            out = pipeline.process(m.value(), *origin)
+            out = pipeline.process_blocking(m.value(), *origin)  # replay serves nothing else: may fetch schemas
             if self.dry_run:
                 if isinstance(out, Payload):
                     self.out.write(out.body + b"\n")

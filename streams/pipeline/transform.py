@@ -1,19 +1,21 @@
 """One route's pipeline: bytes -> decode -> map -> enrich -> consent gate -> encode.
 
-Pure except for the schema-registry lookup inside decoding (cached per schema id). The worker,
-replay and the ``transform`` dry run all call `RoutePipeline.process`: what the dry run prints is
-what the worker sends.
+Pure: a writer schema id that is not cached yet raises `SchemaNeeded` (pipelines built by
+`build_pipelines` never ask the registry themselves); the worker fetches it off the event loop and
+processes the record again, replay uses `process_blocking`. The worker, replay and the
+``transform`` dry run all run `RoutePipeline.process`: what the dry run prints is what the worker sends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
-from streams.codec import DecodeError, Decoder
+from streams.codec import DecodeError, Decoder, SchemaNeeded
 from streams.config import BridgeConfig, RouteSettings
 from streams.destinations import DestinationAPI, make_destination
 from streams.destinations.audiohook import MissingRequiredField
@@ -82,6 +84,18 @@ class RoutePipeline:
         except DecodeError as exc:
             return Rejected("decode", exc.reason if value else "empty_value", str(exc), type(exc).__name__)
         return self.process_record(record, topic, partition, offset)
+
+    def process_blocking(self, value: bytes | None, topic: str, partition: int, offset: int) -> Outcome:
+        """`process`, fetching a missing writer schema here and now (through the same cache); for
+        callers that serve nothing else meanwhile (replay). Raises SchemaRegistryUnavailable."""
+        while True:
+            try:
+                return self.process(value, topic, partition, offset)
+            except SchemaNeeded as need:
+                assert self.decoder is not None
+                # a refused id is remembered: `process` turns it into the record's rejection
+                with contextlib.suppress(DecodeError):
+                    self.decoder.store.fetch(need.schema_id)
 
     def process_record(self, record: dict[str, Any], topic: str, partition: int, offset: int) -> Outcome:
         """Pipeline after decoding (map -> enrich -> consent -> encode)."""
@@ -208,7 +222,7 @@ def build_pipelines(
         sr = config.kafka.schema_registry
         if sr is not None:
             fetch = registry_fetcher(sr.url, sr.username, sr.password.get_secret_value() if sr.password else None)
-        store = SchemaStore(fetch)
+        store = SchemaStore(fetch, fetch_on_miss=False)
         store.add_files(config.base_dir / p if not p.is_absolute() else p for p in config.schema_paths)
         for r in config.routes.values():
             store.add(load_schema_file(config.schema_path(r)))

@@ -8,6 +8,7 @@ import random
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -19,8 +20,10 @@ from streams.codec import (
     SINGLE_OBJECT_MAGIC,
     DecodeError,
     Decoder,
+    SchemaNeeded,
     SchemaRegistryUnavailable,
     SchemaStore,
+    UnknownSchemaId,
     encode_confluent,
     encode_plain,
     encode_single_object,
@@ -87,7 +90,7 @@ def _registry(schemas: dict[int, dict[str, Any]]) -> Callable[[int], str]:
     def fetch(schema_id: int) -> str:
         calls.append(schema_id)
         if schema_id not in schemas:
-            raise DecodeError(f"schema id {schema_id} not found in the schema registry")
+            raise UnknownSchemaId(f"schema id {schema_id} not found in the schema registry")
         return json.dumps(schemas[schema_id])
 
     fetch.calls = calls  # type: ignore[attr-defined]
@@ -355,6 +358,36 @@ def test_registry_unavailable_propagates_from_fetcher() -> None:
     dec = Decoder(READER, "auto", SchemaStore(down))
     with pytest.raises(SchemaRegistryUnavailable):
         dec.decode(_encode("confluent", READER, READER_RECORD, 3))
+
+
+def test_store_without_fetch_on_miss_signals_and_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's store never asks the registry while decoding: a miss is SchemaNeeded, `fetch`
+    caches the schema (never asked again) and remembers a refused id for REFUSED_ID_TTL_S."""
+    import streams.codec as codec
+
+    fetch = _registry({1: READER})
+    store = SchemaStore(fetch, fetch_on_miss=False)
+    dec = Decoder(READER, "auto", store)
+    known, unknown = _encode("confluent", READER, READER_RECORD, 1), _encode("confluent", READER, READER_RECORD, 404)
+    for data, schema_id in ((known, 1), (unknown, 404)):
+        with pytest.raises(SchemaNeeded) as info:
+            dec.decode(data)
+        assert info.value.schema_id == schema_id
+    assert fetch.calls == []  # type: ignore[attr-defined]
+    store.fetch(1)
+    with pytest.raises(UnknownSchemaId, match="404 not found"):
+        store.fetch(404)
+    for _ in range(3):
+        assert dec.decode(known) == READER_RECORD
+        with pytest.raises(UnknownSchemaId) as refused:
+            dec.decode(unknown)
+        assert refused.value.reason == "unknown_schema_id"
+    assert fetch.calls == [1, 404]  # type: ignore[attr-defined]
+    # once the refusal expires the id is looked up again
+    now = time.monotonic()
+    monkeypatch.setattr(codec.time, "monotonic", lambda: now + codec.REFUSED_ID_TTL_S + 1)
+    with pytest.raises(SchemaNeeded):
+        dec.decode(unknown)
 
 
 def test_non_record_writer_is_decode_error() -> None:
