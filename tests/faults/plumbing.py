@@ -178,9 +178,7 @@ class Suite:
                 self.result.expect(False, f"config accepts {new_knobs} (refused: {first}); ran without them")
         return make_config(d, self.bootstrap, self.emu.base_url, partitions=PARTITIONS, **kw)
 
-    def make_records(
-        self, cfg: BridgeConfig, n: int | None = None, consent_denied: float = 0.02
-    ) -> list[tuple[Rec, bytes]]:
+    def make_records(self, cfg: BridgeConfig, n: int | None = None, consent_denied: float = 0.02) -> list[tuple[Rec, bytes]]:
         """N good records keyed by customer (realistic, skewed keys); `consent_denied` of them with
         marketing consent denied (the reference config requires it: those are expected filtered)."""
         route = cfg.routes[ROUTE]
