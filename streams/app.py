@@ -25,6 +25,7 @@ from streams.destinations import make_destination
 from streams.kafka import confluent_conf, connect_admin, faust_credentials, max_message_bytes
 from streams.ledger import PartitionLedger
 from streams.metrics import METRICS
+from streams.ops import safe_url
 from streams.pipeline.outcome import Filtered, Payload, Rejected
 from streams.pipeline.transform import RoutePipeline, build_pipelines
 from streams.replay import replay_count_of
@@ -141,7 +142,9 @@ class Bridge:
     def _warn_insecure(self) -> None:
         for name, d in self.config.destinations.items():
             if d.url.startswith("http://") and d.allow_insecure_http:
-                log.warning("SECURITY: destination %s is sent to over plain http (allow_insecure_http): %s", name, d.url)
+                log.warning(
+                    "SECURITY: destination %s is sent to over plain http (allow_insecure_http): %s", name, safe_url(d.url)
+                )
             if not d.verify_tls:
                 log.warning("SECURITY: destination %s: TLS certificates are NOT verified (verify_tls: false)", name)
 

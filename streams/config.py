@@ -71,7 +71,7 @@ class SaslSettings(_Model):
             # the client secret goes to the token endpoint: as for destinations, https unless loopback
             parts = urlsplit(self.oauth_token_endpoint)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise _FieldError(("oauth_token_endpoint",), f"must be an http(s) URL, got {self.oauth_token_endpoint!r}")
+                raise _FieldError(("oauth_token_endpoint",), f"must be an http(s) URL, got {_shown(self.oauth_token_endpoint)!r}")
             if parts.scheme == "http" and not _is_loopback(parts.hostname):
                 raise _FieldError(("oauth_token_endpoint",), "plain http to a non-loopback host; use https")
         elif not (self.username and self.password):
@@ -198,7 +198,7 @@ class DestinationSettings(_Model):
     def _url_is_http(cls, v: str) -> str:
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http(s) URL, got {v!r}")
+            raise ValueError(f"must be an http(s) URL, got {_shown(v)!r}")
         return v.rstrip("/")
 
     @model_validator(mode="after")
@@ -207,10 +207,17 @@ class DestinationSettings(_Model):
         if parts.scheme == "http" and not self.allow_insecure_http and not _is_loopback(parts.hostname or ""):
             raise _FieldError(
                 ("url",),
-                f"{self.url!r} is plain http to a non-loopback host; use https "
+                f"{_shown(self.url)!r} is plain http to a non-loopback host; use https "
                 "(or set allow_insecure_http: true, which is logged loudly)",
             )
         return self
+
+
+def _shown(url: str) -> str:
+    """A URL as an error message may quote it: without credentials (see streams.ops.safe_url)."""
+    from streams.ops import safe_url  # ops imports this module
+
+    return safe_url(url)
 
 
 def _is_loopback(host: str) -> bool:

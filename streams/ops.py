@@ -16,6 +16,7 @@ even if an error message were to quote one; URLs lose their user-info.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import ssl
 import time
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from streams.config import (
     ActivationDestination,
@@ -87,6 +88,8 @@ class Scrubber:
         for s in self.secrets:
             if s in text:
                 text = text.replace(s, self.MASK)
+        if "://" in text:  # e.g. an HTTP client's error quoting the URL it was given
+            text = _URL_IN_TEXT.sub(lambda m: safe_url(m.group(0)), text)
         return text
 
 
@@ -94,16 +97,42 @@ def _secret(v: Any) -> str | None:
     return v.get_secret_value() if v is not None else None
 
 
+# query (or fragment) parameters whose value is a credential, by name: case, '-' and '_' ignored,
+# so api_key, api-key, apiKey, X-Api-Key, access_token, sig, signature, client_secret, ... all match
+_SECRET_PARAM = re.compile(r"token|key|sig|secret|passw|pwd|auth|credential|session|jwt", re.IGNORECASE)
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+
+
+def _mask_params(params: str) -> str:
+    out = []
+    for pair in params.split("&"):
+        name, eq, value = pair.partition("=")
+        if eq and value and _SECRET_PARAM.search(re.sub(r"[-_.]", "", unquote_plus(name))):
+            pair = f"{name}={Scrubber.MASK}"
+        out.append(pair)
+    return "&".join(out)
+
+
 def safe_url(url: str) -> str:
-    """The URL without user-info (``https://user:pass@host`` -> ``https://host``)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL as it may be logged or printed: no user-info (``https://user:pass@host`` ->
+    ``https://host``) and the values of secret-looking query/fragment parameters (``token``, ``key``,
+    ``api_key``, ``access_token``, ``sig``, ``signature``, ``secret``, ``password``, ``auth``, ...)
+    masked. Used wherever a destination, registry or token-endpoint URL is logged or printed."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # unparseable (e.g. a bad port): show nothing of it that could be a secret
+        return "<unparseable URL>"
+    if parts.username is not None or parts.password is not None:
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        parts = parts._replace(netloc=host + (f":{port}" if port else ""))
+    if parts.query:
+        parts = parts._replace(query=_mask_params(parts.query))
+    if parts.fragment and "=" in parts.fragment:  # OAuth implicit flow puts access_token there
+        parts = parts._replace(fragment=_mask_params(parts.fragment))
+    return urlunsplit(parts)
 
 
 def _exc_text(exc: BaseException) -> str:
