@@ -90,7 +90,9 @@ class ClientCredentialsTokenProvider(AbstractTokenProvider):
         data = {"grant_type": "client_credentials"}
         if self.scope:
             data["scope"] = self.scope
-        where = f"OAuth token endpoint {self.token_endpoint}"
+        from streams.ops import safe_url  # here: ops -> kafka -> oauth at import time
+
+        where = f"OAuth token endpoint {safe_url(self.token_endpoint)}"
         try:
             async with httpx.AsyncClient(timeout=self.timeout_s, verify=self._verify) as client:
                 resp = await client.post(

@@ -335,3 +335,12 @@ def test_batch_consumer_fetch_settings_reach_librdkafka(monkeypatch: pytest.Monk
 def test_fetch_settings_out_of_range_name_the_field(field: str, value: int) -> None:
     with pytest.raises(ValidationError, match=field):
         kafka(**{field: value})
+
+
+def test_token_errors_do_not_quote_secrets_carried_by_the_endpoint_url(idp):
+    idp.answer = lambda n, auth, form: (401, {"error": "invalid_client"})
+    p = ClientCredentialsTokenProvider(idp.url + "?api_key=url-secret-123", "cid", SECRET)
+    with pytest.raises(OAuthTokenError) as info:
+        asyncio.run(p.token())
+    assert "answered HTTP 401" in str(info.value)
+    assert "url-secret-123" not in str(info.value)
