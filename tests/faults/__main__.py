@@ -444,7 +444,8 @@ class Scenarios(Suite):
     def paused_rebalance(self) -> Result:
         """A second worker joins, and later leaves, while the route is paused (destination down)."""
         t0 = time.monotonic()
-        cfg, path = self.fresh("paused_rebalance")
+        # a small in-flight limit so the route really pauses (consumption stops at the limit) at any --events
+        cfg, path = self.fresh("paused_rebalance", worker={"max_in_flight_events": 1_000, "shutdown_grace_s": 10})
         self.produce(cfg.routes[ROUTE].topic, self.make_records(cfg))
         want = self.count("good")
         a = self.start_worker(path, "paused-a")
@@ -458,7 +459,7 @@ class Scenarios(Suite):
         except Aborted as exc:
             r.expect(False, f"the route pauses during the outage ({exc})")
         b = self.start_worker(path, "paused-b")
-        self.sleep(12)
+        self.sleep(20)  # long enough to get partitions: the rebalance itself may wait rebalance_wait_s (10 s)
         self.stop(b)
         r.notes.append(f"worker b joined and left {time.monotonic() - t_out:.1f}s into the 45 s outage")
         self.settle(cfg, t_out + 45, self.deadline(30, 10), "the end of the outage")
@@ -479,8 +480,9 @@ class Scenarios(Suite):
         a = self.start_worker(path, "freeze-a")
         b = self.start_worker(path, "freeze-b")
         self.wait(lambda: self.delivered() >= want * 0.3, 300, "30% delivered")
-        m = scrape(a.port)
-        in_flight = int(metric_sum(m, "s2s_in_flight_records"))
+        in_flight, t_look = 0, time.monotonic()
+        while in_flight == 0 and time.monotonic() - t_look < 10:  # freeze it while it holds records
+            in_flight = int(metric_sum(scrape(a.port), "s2s_in_flight_records"))
         at = self.delivered()
         a.proc.send_signal(signal.SIGSTOP)
         t_stop = time.monotonic()
