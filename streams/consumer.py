@@ -396,7 +396,12 @@ class BatchConsumer:
         tps = {(tp.topic, tp.partition) for tp in partitions}
         self._note("assign", tps)
         self.ledger.assign(list(tps))  # a partition we get back starts from its committed offset
-        self.assignment |= tps  # paused by the loop if needed (the assignment itself follows this callback)
+        self.assignment |= tps
+        # librdkafka keeps a partition's pause flag across a revoke and a later re-assignment, while
+        # `self.paused` forgets a partition when it leaves: one that left paused would come back
+        # paused for good. So assign here and resume: the loop pauses them again if the route is full.
+        consumer.incremental_assign(partitions)
+        consumer.resume(partitions)
         log.info("assigned %s", _fmt(tps))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
