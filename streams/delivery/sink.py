@@ -96,6 +96,15 @@ class _Item:
     lease: Lease | None = None
 
 
+class _Family:
+    """The requests one cut batch became (itself, or its halves after splits)."""
+
+    __slots__ = ("successes",)
+
+    def __init__(self) -> None:
+        self.successes = 0  # of its requests, delivered
+
+
 @dataclass(slots=True)
 class _Batch:
     items: list[_Item]
@@ -230,6 +239,7 @@ class Sink:
         self._pending_bytes = 0
         self._linger_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._families: set[_Family] = set()  # batches being delivered (in flight or backing off)
         self._not_before = 0.0  # monotonic time before which nothing is sent (Retry-After)
         self.unhealthy = False
         self._recovered = asyncio.Event()  # set (and replaced) when an unhealthy destination answers again
@@ -310,8 +320,10 @@ class Sink:
     # ------------------------------------------------------------------ sending
 
     async def _deliver(self, items: list[_Item]) -> None:
+        family = _Family()
+        self._families.add(family)
         try:
-            await self._deliver_items(items)
+            await self._deliver_items(items, family)
         except DestinationMisconfigured as exc:
             for it in items:
                 if not it.future.done():
@@ -326,12 +338,14 @@ class Sink:
             for it in items:
                 if not it.future.done():
                     it.future.set_exception(exc)
+        finally:
+            self._families.discard(family)
 
-    async def _deliver_items(self, items: list[_Item], attempt: int = 0, amid: int = 0) -> None:
-        """Send until every item has a result. `attempt` counts this request's tries so far (its
-        backoff), `amid` its failures while other requests to the destination were delivered."""
+    async def _deliver_items(self, items: list[_Item], family: _Family, attempt: int = 0) -> None:
+        """Send until every item has a result. `attempt` counts the tries of this request and of
+        the ones it was split from (its backoff, and how long it has been failing)."""
         breaker = self.breaker
-        last_failure_at = breaker.successes  # deliveries seen at this request's previous failure
+        born = breaker.successes  # deliveries when this request was made: later ones are evidence
         while True:
             items = self._owned(items)
             if not items:
@@ -347,6 +361,7 @@ class Sink:
             now = time.time()
             if verdict is Verdict.DELIVERED:
                 breaker.delivered()
+                family.successes += 1
                 self._healthy()
                 for it in items:
                     it.future.set_result(Delivered(it.attempts))
@@ -359,7 +374,7 @@ class Sink:
                 if len(items) == 1:
                     self._fail(items[0], "too_large", status, reason, now)
                     return
-                await self._split(items, attempt, amid)
+                await self._split(items, family, attempt)
                 return
             if verdict in (Verdict.BAD_REQUEST, Verdict.REFUSED):
                 # the record's fault only if the destination delivered something since these items
@@ -380,16 +395,19 @@ class Sink:
                 if len(items) == 1:
                     self._fail(items[0], "bad_request", status, reason, now)
                     return
-                await self._split(items, attempt, amid)
+                await self._split(items, family, attempt)
                 return
-            # RETRY: destination unhealthy or throttling, or this request makes the server fail
-            if breaker.successes > last_failure_at:
-                amid += 1  # other requests got through since this one last failed
-            last_failure_at = breaker.successes
-            if amid >= self.retry.isolate_after and len(items) > 1:
-                await self._split(items, attempt, amid)
+            # RETRY: destination unhealthy or throttling, or this request makes the server fail.
+            # The server choking on a record shows as: other requests delivered since this one was
+            # made, or - when nothing else is being sent - parts of this very batch delivered.
+            # Neither holds while the destination as a whole fails, so an outage never splits a
+            # busy stream's batches nor dead-letters anything.
+            evidence = breaker.successes > born
+            alone = len(self._families) == 1
+            if len(items) > 1 and attempt >= self.retry.isolate_after and (evidence or alone):
+                await self._split(items, family, attempt)
                 return
-            if amid >= self.retry.poison_after and len(items) == 1:
+            if len(items) == 1 and attempt >= self.retry.poison_after and (evidence or (alone and family.successes > 0)):
                 items[0].first_failure = items[0].first_failure or now
                 self._fail(items[0], "server_error", status, reason or "timeout", now)
                 return
@@ -444,11 +462,11 @@ class Sink:
                 kept.append(it)
         return kept
 
-    async def _split(self, items: list[_Item], attempt: int, amid: int) -> None:
+    async def _split(self, items: list[_Item], family: _Family, attempt: int) -> None:
         """Bisect: the halves are sent on their own, so the bad records end up alone."""
         METRICS.batch_splits.labels(self.name).inc()
         mid = len(items) // 2
-        await asyncio.gather(self._deliver_items(items[:mid], attempt, amid), self._deliver_items(items[mid:], attempt, amid))
+        await asyncio.gather(self._deliver_items(items[:mid], family, attempt), self._deliver_items(items[mid:], family, attempt))
 
     @staticmethod
     def _fail(it: _Item, reason: str, status: int | None, debug: str, now: float) -> None:

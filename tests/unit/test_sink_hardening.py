@@ -175,7 +175,7 @@ async def test_retry_after_is_capped(value: str) -> None:
     t0 = time.monotonic()
     (result,) = await asyncio.wait_for(sink.send([body(1)]), 5)
     assert isinstance(result, Delivered)
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 3  # capped at 0.3 s, not 99999999 s
     await sink.close()
 
 
@@ -198,8 +198,8 @@ async def test_rates_below_one_request_per_second_still_send() -> None:
     for _ in range(5):
         await limiter.acquire()
     t0 = time.monotonic()
-    await asyncio.wait_for(limiter.acquire(), 1)  # the sixth waits about 1/5 s
-    assert 0.1 < time.monotonic() - t0 < 0.5
+    await asyncio.wait_for(limiter.acquire(), 2)  # the sixth waits about 1/5 s
+    assert 0.1 < time.monotonic() - t0 < 1.0
 
 
 def test_zeotap_systemic_text_without_an_event_index_is_a_refusal() -> None:
@@ -235,13 +235,57 @@ async def test_events_of_a_revoked_partition_are_not_sent() -> None:
     futs = [sink.submit(*body(i), lease=kept if i % 2 else lost) for i in range(10)]
     await asyncio.sleep(0.2)  # retrying: the destination is down
     lost.revoked = True
+    sent_before = len(seen)
     state["down"] = False
     results = await asyncio.wait_for(asyncio.gather(*futs), 5)
     assert [type(r).__name__ for r in results] == ["Abandoned", "Delivered"] * 5
-    assert all(len(b) == 5 for b in seen[-1:])  # the last request carried only the owned events
+    after = [ev["event"]["eventId"] for b in seen[sent_before:] for ev in b]
+    assert after and all(int(eid[1:]) % 2 for eid in after)  # only the owned (odd) events were sent
     revoked_before_send = _Lease()
     revoked_before_send.revoked = True
     n = len(seen)
     (r,) = await asyncio.gather(sink.submit(*body(99), lease=revoked_before_send))
     assert type(r).__name__ == "Abandoned" and len(seen) == n
+    await sink.close()
+
+
+@pytest.mark.parametrize("poison", [{"e5"}, {"e5", "e6"}, {"e0", "e31"}])
+async def test_records_the_server_chokes_on_are_isolated_in_a_quiet_stream(poison: set[str]) -> None:
+    """Nothing else is being sent (the end of a topic, a quiet hour): the batch is split anyway
+    once it keeps failing, parts of it are delivered, and that is the evidence that dead-letters
+    the records the server chokes on - adjacent ones too."""
+
+    def handler(events: list[dict[str, Any]]) -> httpx.Response:
+        if any(ev["event"]["eventId"] in poison for ev in events):
+            return httpx.Response(500)
+        return httpx.Response(204)
+
+    sink, _ = make_sink(handler, batch={"max_events": 500, "linger_ms": 0}, **FAST)
+    results = await asyncio.wait_for(sink.send([body(i) for i in range(32)]), 10)
+    failed = {f"e{i}" for i, r in enumerate(results) if isinstance(r, Failed)}
+    assert failed == poison
+    assert all(r.reason == "server_error" for r in results if isinstance(r, Failed))
+    await sink.close()
+
+
+async def test_a_long_outage_of_a_quiet_stream_dead_letters_nothing() -> None:
+    """One batch alone during an outage far longer than poison_after attempts: it may be split
+    (nothing tells an outage from a poison record yet), but with nothing of it ever delivered no
+    event is dead-lettered, and all of it is delivered once the destination is back."""
+    state = {"down": True}
+    attempts = {"n": 0}
+
+    def handler(events: list[dict[str, Any]]) -> httpx.Response:
+        attempts["n"] += 1
+        return httpx.Response(503 if state["down"] else 204)
+
+    sink, _ = make_sink(handler, batch={"max_events": 500, "linger_ms": 0}, **FAST)
+    task = asyncio.ensure_future(sink.send([body(i) for i in range(16)]))
+    deadline = time.monotonic() + 15
+    while attempts["n"] < 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert attempts["n"] >= 200 and not task.done()
+    state["down"] = False
+    results = await asyncio.wait_for(task, 5)
+    assert all(isinstance(r, Delivered) for r in results)
     await sink.close()
