@@ -401,28 +401,15 @@ class DeadLetterProducer:
         return min(self.limits.get(topic, self.message_max_bytes), self.message_max_bytes)
 
     def send(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> asyncio.Future[None]:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
+        """Produce a message exactly as given (replay re-publishing a record: never reduced); resolves
+        once Kafka acknowledged it, else fails with DeadLetterFailed."""
+        return asyncio.ensure_future(self._send_as_is(topic, DeadLetterMessage(key, value, headers)))
 
-        def done(err: KafkaError | None, msg: Message) -> None:
-            def settle() -> None:
-                if fut.done():
-                    return
-                if err is not None:
-                    fut.set_exception(DeadLetterFailed(f"dead letter to {topic} not acknowledged: {err.str()}"))
-                else:
-                    fut.set_result(None)
-
-            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-                loop.call_soon_threadsafe(settle)
-
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, headers=cast(Any, headers), on_delivery=done)
-                break
-            except BufferError:  # local queue full: let deliveries drain
-                self._producer.poll(0.05)
-        return fut
+    async def _send_as_is(self, topic: str, msg: DeadLetterMessage) -> None:
+        try:
+            await self._produce(topic, msg)
+        except _Refused as exc:
+            raise DeadLetterFailed(f"{topic} refused the message: {exc}") from None
 
     async def send_dead_letter(self, topic: str, dl: DeadLetter, record: SourceRecord) -> DeadLetterMessage:
         """Dead-letter `record` to `topic` and wait for Kafka's acknowledgement: as it is, or reduced

@@ -357,14 +357,19 @@ ERROR_CASES = [
 ]
 
 
-@pytest.mark.parametrize("mutate, field_path, fragments", ERROR_CASES)
-def test_error_names_file_field_path_and_problem(tmp_path: Path, mutate: Mutation, field_path: str, fragments: list[str]) -> None:
+def _assert_error_names(tmp_path: Path, mutate: Mutation, field_path: str, fragments: list[str]) -> None:
+    """The config error has a line `<file>: <field_path>: ...` holding every fragment."""
     msg = _config_error(tmp_path, mutate)
     file_prefix = str(tmp_path / "bridge.yaml") + ": "
     lines = [line for line in msg.splitlines() if line.startswith(f"{file_prefix}{field_path}: ")]
     assert lines, f"no line for {field_path!r} in:\n{msg}"
     for fragment in fragments:
         assert any(fragment in line for line in lines), f"{fragment!r} not in {lines}"
+
+
+@pytest.mark.parametrize("mutate, field_path, fragments", ERROR_CASES)
+def test_error_names_file_field_path_and_problem(tmp_path: Path, mutate: Mutation, field_path: str, fragments: list[str]) -> None:
+    _assert_error_names(tmp_path, mutate, field_path, fragments)
 
 
 @pytest.mark.parametrize(
@@ -582,12 +587,7 @@ TOPIC_ERROR_CASES = [
 
 @pytest.mark.parametrize("mutate, field_path, fragments", TOPIC_ERROR_CASES)
 def test_topic_errors_name_the_field(tmp_path: Path, mutate: Mutation, field_path: str, fragments: list[str]) -> None:
-    msg = _config_error(tmp_path, mutate)
-    file_prefix = str(tmp_path / "bridge.yaml") + ": "
-    lines = [line for line in msg.splitlines() if line.startswith(f"{file_prefix}{field_path}: ")]
-    assert lines, f"no line for {field_path!r} in:\n{msg}"
-    for fragment in fragments:
-        assert any(fragment in line for line in lines), f"{fragment!r} not in {lines}"
+    _assert_error_names(tmp_path, mutate, field_path, fragments)
 
 
 @pytest.mark.parametrize(
