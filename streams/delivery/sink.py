@@ -398,16 +398,23 @@ class Sink:
                 await self._split(items, family, attempt)
                 return
             # RETRY: destination unhealthy or throttling, or this request makes the server fail.
-            # The server choking on a record shows as: other requests delivered since this one was
-            # made, or - when nothing else is being sent - parts of this very batch delivered.
-            # Neither holds while the destination as a whole fails, so an outage never splits a
-            # busy stream's batches nor dead-letters anything.
+            # The server choking on a record (a 5xx, a timeout, a dropped connection; a 429 is only
+            # ever "slow down", and splitting would make it worse) shows as: other requests
+            # delivered since this one was made, or - when nothing else is being sent - parts of
+            # this very batch delivered. While the destination fails as a whole neither holds (a
+            # batch made just before an outage may be split once), so an outage dead-letters nothing.
+            chokes = status is None or status >= 500
             evidence = breaker.successes > born
             alone = len(self._families) == 1
-            if len(items) > 1 and attempt >= self.retry.isolate_after and (evidence or alone):
+            if chokes and len(items) > 1 and attempt >= self.retry.isolate_after and (evidence or alone):
                 await self._split(items, family, attempt)
                 return
-            if len(items) == 1 and attempt >= self.retry.poison_after and (evidence or (alone and family.successes > 0)):
+            if (
+                chokes
+                and len(items) == 1
+                and attempt >= self.retry.poison_after
+                and (evidence or (alone and family.successes > 0))
+            ):
                 items[0].first_failure = items[0].first_failure or now
                 self._fail(items[0], "server_error", status, reason or "timeout", now)
                 return

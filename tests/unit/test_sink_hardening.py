@@ -289,3 +289,26 @@ async def test_a_long_outage_of_a_quiet_stream_dead_letters_nothing() -> None:
     results = await asyncio.wait_for(task, 5)
     assert all(isinstance(r, Delivered) for r in results)
     await sink.close()
+
+
+async def test_throttling_is_never_taken_for_a_record_the_server_chokes_on() -> None:
+    """429 on every request carrying one event while others pass (a per-key rate limit, say):
+    backed off and retried, never split for it nor dead-lettered as server_error."""
+    state = {"throttle": True}
+
+    def handler(events: list[dict[str, Any]]) -> httpx.Response:
+        if state["throttle"] and any(ev["event"]["eventId"] == "e5" for ev in events):
+            return httpx.Response(429)
+        return httpx.Response(204)
+
+    sink, seen = make_sink(handler, batch={"max_events": 500, "linger_ms": 0}, **FAST)
+    task = asyncio.ensure_future(sink.send([body(i) for i in range(32)]))
+    for i in range(30):  # other traffic passes meanwhile
+        assert isinstance((await sink.send([body(1000 + i)]))[0], Delivered)
+        await asyncio.sleep(0.01)
+    assert not task.done()
+    assert all(len(b) in (1, 32) for b in seen), "a throttled batch is not split"
+    state["throttle"] = False
+    results = await asyncio.wait_for(task, 5)
+    assert all(isinstance(r, Delivered) for r in results)
+    await sink.close()
