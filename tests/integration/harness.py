@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -27,6 +29,17 @@ API_KEY = "it-api-key-77c2"
 PARTITIONS = 3
 # the consuming engine of the configs made here (tests that cover both switch it per run)
 ENGINE = "batch"
+
+
+def _on_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(sys.modules[__name__], "ENGINE", request.param)
+    return str(request.param)
+
+
+def both_engines() -> Any:
+    """An autouse fixture for a test module, `engine = both_engines()`: every test in it runs on
+    both consuming engines (worker.engine) and gets the engine's name as `engine`."""
+    return pytest.fixture(autouse=True, params=["batch", "faust"], name="engine")(_on_engine)
 
 
 def make_config(

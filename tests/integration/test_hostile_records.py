@@ -50,10 +50,7 @@ pytestmark = pytest.mark.kafka
 HUGE = 1_040_000  # value bytes: the record is ~1 MB on the wire, under the broker's 1,048,588 default
 
 
-@pytest.fixture(autouse=True, params=["batch", "faust"])
-def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(harness, "ENGINE", request.param)
-    return str(request.param)
+engine = harness.both_engines()
 
 
 @pytest.fixture

@@ -31,11 +31,7 @@ from tests.integration.harness import (
 pytestmark = pytest.mark.kafka
 
 
-@pytest.fixture(autouse=True, params=["batch", "faust"])
-def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs on both consuming engines (worker.engine)."""
-    monkeypatch.setattr(harness, "ENGINE", request.param)
-    return str(request.param)
+engine = harness.both_engines()
 
 
 @pytest.fixture

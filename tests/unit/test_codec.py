@@ -452,9 +452,13 @@ def test_fuzz_mutated_records_raise_only_decode_error() -> None:
 
 
 class _RegistryHandler(BaseHTTPRequestHandler):
+    """`GET /schemas/ids/{id}` of a Schema Registry holding `schemas`; records the paths asked for."""
+
     schemas: dict[int, str] = {1: json.dumps(READER)}
+    requests: list[str] = []
 
     def do_GET(self) -> None:  # noqa: N802
+        self.requests.append(self.path)
         parts = self.path.split("?")[0].strip("/").split("/")
         status, body = 404, {"error_code": 40403, "message": "Schema not found"}
         if len(parts) >= 3 and parts[:2] == ["schemas", "ids"] and parts[2].isdigit():

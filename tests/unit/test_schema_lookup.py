@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from streams.config import BridgeConfig, load_config
 from streams.dev.samples import SampleFactory
 from streams.metrics import METRICS
 from streams.pipeline.outcome import Payload, Rejected
+from tests.unit.test_codec import _RegistryHandler
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "bridge.yaml"
@@ -119,25 +120,9 @@ def silent_registry() -> Iterator[_Silent]:
         srv.close()
 
 
-class _Registry(BaseHTTPRequestHandler):
-    schemas: dict[int, str] = {1: json.dumps(SCHEMA)}
+class _Registry(_RegistryHandler):
+    schemas = {1: json.dumps(SCHEMA)}
     requests: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802
-        self.requests.append(self.path)
-        parts = self.path.split("?")[0].strip("/").split("/")
-        status, body = 404, {"error_code": 40403, "message": "Schema not found"}
-        if parts[:2] == ["schemas", "ids"] and int(parts[2]) in self.schemas:
-            status, body = 200, {"schema": self.schemas[int(parts[2])]}
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def _serve(port: int = 0) -> ThreadingHTTPServer:
