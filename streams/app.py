@@ -1,9 +1,11 @@
-"""The worker: a Faust app whose agents consume each route's topic and settle every record.
+"""The `Bridge`: consumed records -> route pipeline -> sinks -> settle (dead letters, acks), for
+either engine; and the Faust engine's app (`build_app`), whose agents hand each route's records to it.
 
 Wiring only: the per-record work is `streams.pipeline`, sending is `streams.delivery`, dead
-letters are `streams.deadletter`. Each record ends delivered, filtered or dead-lettered, and is
-acked (so its offset may be committed) only after that outcome is durable. Events come from
-`Stream.noack_take`, never `take`, which would ack them even when delivery fails.
+letters are `streams.deadletter`, the batch engine is `streams.consumer`. Each record ends
+delivered, filtered or dead-lettered, and is acked (so its offset may be committed) only after
+that outcome is durable. Faust events come from `Stream.noack_take`, never `take`, which would ack
+them even when delivery fails.
 """
 
 from __future__ import annotations

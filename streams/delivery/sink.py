@@ -278,7 +278,8 @@ class Sink:
         return list(await asyncio.gather(*futs))
 
     def flush(self) -> None:
-        """Send what is pending now instead of after the linger time."""
+        """With `linger_ms: 0`, send what is pending now; otherwise the linger timer (or a full
+        batch) cuts the request, so that requests fill up."""
         if self._pending and self.linger == 0:
             self._cut()
 

@@ -1,7 +1,8 @@
 """Generic event-activation API (server-side events guide).
 
-Payload: ``event``, ``timestamp`` (ISO 8601), ``customer_id``, ``properties``; an event id for
-idempotency (body ``event_id`` and ``Idempotency-Key`` header on single-event requests).
+Payload: ``event``, ``timestamp`` (ISO 8601), ``customer_id``, ``properties``; the event id for
+idempotency in the body (``event_id``). No ``Idempotency-Key`` header is sent yet (the
+destinations issue makes its name configurable).
 Errors: 401 bad credentials, 400 malformed payload, 429 rate limited, 5xx platform issue.
 """
 

@@ -17,8 +17,10 @@ class Payload:
 class Rejected:
     """A bad record: goes to the dead-letter topic. `reason` is a stable code, `detail` says more."""
 
-    stage: str  # decode | map | enrich | encode | deliver
-    reason: str  # e.g. invalid_avro, missing_country, missing_identifier, too_large
+    stage: str  # decode | map | enrich | encode | deliver | internal
+    # e.g. undecodable, too_many_items, missing_country, missing_identifier, bad_request,
+    # server_error (docs/metrics.md lists them all)
+    reason: str
     detail: str
     error_class: str
     event_id: str | None = None
@@ -28,8 +30,8 @@ class Rejected:
 class Filtered:
     """Deliberately not sent (counted, not dead-lettered)."""
 
-    stage: str  # consent | route
-    reason: str
+    stage: str  # decode (a tombstone) | consent | route
+    reason: str  # tombstone | consent_denied | route_not_forwarded
     detail: str
     event_id: str | None = None
 
