@@ -409,8 +409,7 @@ class Bridge:
         """Wait up to `grace` seconds for in-flight records to settle; abandon the rest (not acked)."""
         deadline = time.monotonic() + grace
         for sink in self.sinks.values():
-            if sink._pending:
-                sink._cut()
+            sink.send_pending()
         while self.tasks and time.monotonic() < deadline:
             await asyncio.wait(list(self.tasks), timeout=max(0.0, deadline - time.monotonic()))
         left = list(self.tasks)

@@ -283,10 +283,14 @@ class Sink:
         if self._pending and self.linger == 0:
             self._cut()
 
-    async def drain(self) -> None:
-        """Send everything pending and wait for in-flight requests."""
+    def send_pending(self) -> None:
+        """Cut what is pending into a request now, whatever the linger time (shutdown)."""
         if self._pending:
             self._cut()
+
+    async def drain(self) -> None:
+        """Send everything pending and wait for in-flight requests."""
+        self.send_pending()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
