@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import faust
@@ -445,6 +448,10 @@ def build_app(config: BridgeConfig, bridge: Bridge, *, web_port: int | None = No
         web_bind=config.metrics.host,
         web_host=config.metrics.host,
         store="memory://",
+        # Faust creates its data directory (one level: mkdir without parents) even with the memory
+        # store; the working directory is read-only in the shipped image (readOnlyRootFilesystem),
+        # /tmp is an emptyDir
+        datadir=str(Path(tempfile.gettempdir()) / ("s2s-bridge-faust-" + re.sub(r"[^A-Za-z0-9._-]", "_", k.group_id))),
         table_cleanup_interval=3600,
     )
     bridge.app = app
