@@ -250,6 +250,11 @@ def writable_headers(original: Any) -> tuple[Headers, int]:
     return kept, dropped
 
 
+def _plus_dropped(dropped: str, n: int) -> str:
+    """The `s2s.original.headers.dropped` value after dropping `n` more headers ("unreadable" stays)."""
+    return dropped if dropped == "unreadable" else str(n + int(dropped or 0))
+
+
 def _headers_size(headers: Headers) -> int:
     return sum(len(k.encode()) + len(v) + _HEADER_OVERHEAD for k, v in headers)
 
@@ -313,7 +318,7 @@ def dead_letter_message(
         reasons.append("refused")
         new_key, new_value, own = None, b"", dl.own_headers(message_limit=200)
         if kept:
-            dropped = str(len(kept) + int(dropped or 0)) if dropped != "unreadable" else dropped
+            dropped = _plus_dropped(dropped, len(kept))
         kept = []
     else:
         size = full
@@ -331,7 +336,7 @@ def dead_letter_message(
             if why == "value_too_large":
                 new_value = (new_value or b"")[:REDUCED_VALUE_BYTES]
             elif why == "headers_too_large":
-                dropped = str(len(kept) + int(dropped or 0)) if dropped != "unreadable" else dropped
+                dropped = _plus_dropped(dropped, len(kept))
                 kept = []
             else:
                 new_key, key_dropped = None, True

@@ -29,7 +29,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
@@ -103,13 +103,6 @@ class _Family:
 
     def __init__(self) -> None:
         self.successes = 0  # of its requests, delivered
-
-
-@dataclass(slots=True)
-class _Batch:
-    items: list[_Item]
-    nbytes: int = 0
-    created: float = field(default_factory=time.monotonic)
 
 
 class RateLimiter:
@@ -358,8 +351,8 @@ class Sink:
             attempt += 1
             for it in items:
                 it.attempts += 1
-            suspect = any(it.refused_at >= 0 for it in items)
-            probe = await breaker.admit(suspect)
+            # while the breaker is open, wait for a turn (a request never refused goes first)
+            probe = breaker.open and await breaker.admit(any(it.refused_at >= 0 for it in items))
             verdict, status, reason, retry_after = await self._post(items)
             if probe and verdict is not Verdict.DELIVERED:
                 breaker.probe_failed()
