@@ -112,11 +112,7 @@ def _pairs(m: Any) -> list[tuple[str, bytes]]:
 
 def replay_count_of(headers: Any) -> int:
     """The `s2s.replay.count` a record carries (0 without one, or when unreadable)."""
-    for k, v in reversed(headers.items() if isinstance(headers, dict) else (headers or [])):
-        if k == H_REPLAY_COUNT:
-            n = _int(v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
-            return max(n or 0, 0)
-    return 0
+    return max(_int(header_dict(headers).get(H_REPLAY_COUNT)) or 0, 0)
 
 
 def parse_time(value: str) -> int:
