@@ -3,7 +3,7 @@
     python -m bench.dashboard --out docs/img/dashboard.png [--seconds 90] [--rate 300]
         [--fault-at 25] [--fault-for 20] [--fault outage|throttle] [--json FILE]
 
-Starts the local Kafka broker (streams.dev.broker.get_broker), the destination emulator in its own
+Starts the local Kafka broker (streams.dev.kafka.get_broker), the destination emulator in its own
 process and one real worker (`python -m streams worker`, three routes of examples/bridge.yaml, all
 to the Zeotap emulator), produces sample events at a steady rate and scrapes the worker's /metrics
 every second. From `--fault-at` for `--fault-for` seconds the emulator's fault API makes Zeotap
@@ -401,7 +401,7 @@ def plot(data: Scrape, out: Path, fault: tuple[float, float], title: str) -> dic
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.workload import create_topic
-    from streams.dev.broker import get_broker
+    from streams.dev.kafka import get_broker
     from streams.dev.emulator import DOC_WRITE_KEY, EmulatorProcess
 
     suffix = uuid.uuid4().hex[:6]

@@ -135,7 +135,7 @@ class Bench:
     # ------------------------------------------------------------------ environment
 
     def setup(self) -> None:
-        from streams.dev.broker import get_broker
+        from streams.dev.kafka import get_broker
         from streams.dev.emulator import DOC_WRITE_KEY, EmulatorProcess
 
         self.write_key = DOC_WRITE_KEY

@@ -2,7 +2,7 @@
 
 Fixtures (session scoped, one broker per test session):
 
-* ``kafka_broker``    -> the started broker object from :func:`streams.dev.broker.get_broker`
+* ``kafka_broker``    -> the started broker object from :func:`streams.dev.kafka.get_broker`
 * ``kafka_bootstrap`` -> its bootstrap string, e.g. ``"127.0.0.1:40123"``
 
 Where the broker comes from: ``KAFKA_BOOTSTRAP_SERVERS`` (existing cluster), else a Docker engine
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from streams.dev.broker import Broker, BrokerError, get_broker
+from streams.dev.kafka import Broker, BrokerError, get_broker
 
 
 def running_broker(make: Callable[[], Broker], what: str = "the kafka-marked tests") -> Iterator[Broker]:

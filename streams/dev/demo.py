@@ -56,7 +56,7 @@ def _dead_letters_by_reason(bootstrap: str, topics: list[str]) -> Counter[str]:
 
 
 def run_demo(per_event: int = 60, as_json: bool = False, timeout: float = 180.0) -> int:
-    from streams.dev.broker import get_broker
+    from streams.dev.kafka import get_broker
     from streams.dev.emulator import Emulator, EmulatorConfig
     from streams.logs import setup_logging
     from streams.worker import Worker

@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.dev.broker import LocalKafka
+from streams.dev.kafka import LocalKafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 

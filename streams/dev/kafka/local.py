@@ -1,29 +1,14 @@
-"""A real single-node Apache Kafka broker for development and tests.
-
-Three ways to get a broker, chosen by :func:`get_broker`:
-
-* ``KAFKA_BOOTSTRAP_SERVERS`` is set -> use that existing cluster (:class:`ExternalKafka`, no process);
-* a Docker engine answers ``docker info`` -> testcontainers' ``KafkaContainer`` (:class:`DockerKafka`);
-* otherwise -> :class:`LocalKafka`: Apache Kafka (KRaft, combined broker+controller) run straight from
-  the jars on Maven Central, fetched once with ``mvn`` into ``~/.cache/s2s-bridge/kafka-<version>/libs``.
-
-``S2S_BRIDGE_KAFKA_MODE=auto|external|docker|local`` forces one of them (default ``auto``).
-``LocalKafka`` needs only Java 17+ and Maven; no Docker, no Kafka tarball, no internet beyond Maven Central.
-"""
+"""Apache Kafka (KRaft, combined broker+controller) run straight from the Maven Central jars, no Docker."""
 
 from __future__ import annotations
 
 import atexit
 import base64
 import contextlib
-import fcntl
 import functools
-import hashlib
-import importlib
 import logging
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -34,25 +19,14 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, Self
 
+from streams.dev.kafka.base import Broker, BrokerError, tail, wait_until_ready
+from streams.dev.kafka.jars import KAFKA_VERSION, default_cache_dir, ensure_jars, find_java
+from streams.dev.kafka.tls import KafkaSecurity, TlsFiles, generate_tls_files
+
 log = logging.getLogger(__name__)
-
-POM_PATH = Path(__file__).with_name("kafka") / "pom.xml"
-
-
-def _pom_kafka_version(pom: Path = POM_PATH) -> str:
-    match = re.search(r"<kafka\.version>\s*([^<\s]+)\s*</kafka\.version>", pom.read_text())
-    if not match:
-        raise RuntimeError(f"no <kafka.version> in {pom}")
-    return match.group(1)
-
-
-KAFKA_VERSION = _pom_kafka_version()
-"""The Apache Kafka version :class:`LocalKafka` runs (from ``dev/kafka/pom.xml``)."""
 
 DEFAULT_JVM_ARGS: tuple[str, ...] = (
     # Small heap for a 2-core dev box / CI runner; GC flags as in kafka-run-class.sh.
@@ -69,36 +43,6 @@ DEFAULT_JVM_ARGS: tuple[str, ...] = (
     "-Djava.awt.headless=true",
 )
 
-_READY_MARKER = "libs.complete"
-
-
-class BrokerError(RuntimeError):
-    """A Kafka broker could not be fetched, started, reached or stopped."""
-
-
-# --------------------------------------------------------------------------------------------- helpers
-
-
-def default_cache_dir(version: str = KAFKA_VERSION) -> Path:
-    """``$S2S_BRIDGE_CACHE/kafka-<version>``, default root ``~/.cache/s2s-bridge``."""
-    root = os.environ.get("S2S_BRIDGE_CACHE")
-    if root:
-        base = Path(root).expanduser()
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "s2s-bridge"
-    return base / f"kafka-{version}"
-
-
-def _as_text(data: str | bytes | None) -> str:
-    if data is None:
-        return ""
-    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-
-
-def _tail(text: str | bytes | None, lines: int = 40) -> str:
-    return "\n".join(_as_text(text).rstrip().splitlines()[-lines:])
-
 
 def _file_tail(path: Path | None, lines: int = 40) -> str:
     if path is None:
@@ -107,23 +51,9 @@ def _file_tail(path: Path | None, lines: int = 40) -> str:
         with path.open("rb") as fh:
             fh.seek(0, os.SEEK_END)
             fh.seek(max(0, fh.tell() - 64 * 1024))
-            return _tail(fh.read(), lines)
+            return tail(fh.read(), lines)
     except OSError:
         return ""
-
-
-def _find_java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return str(Path(java_home) / "bin" / "java")
-    java = shutil.which("java")
-    if not java:
-        raise BrokerError(
-            "`java` not found (neither $JAVA_HOME/bin/java nor on PATH): the local Kafka broker needs "
-            "Java 17+ (e.g. `apt-get install openjdk-17-jre-headless`), or set KAFKA_BOOTSTRAP_SERVERS "
-            "to use an existing cluster."
-        )
-    return java
 
 
 def _free_ports(count: int) -> list[int]:
@@ -140,14 +70,6 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _port_open(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.25):
-            return True
-    except OSError:
-        return False
-
-
 def random_cluster_id() -> str:
     """A Kafka cluster id: base64url (no padding) of 16 random bytes, like ``Uuid.randomUuid()``."""
     while True:
@@ -156,373 +78,8 @@ def random_cluster_id() -> str:
             return cid
 
 
-def wait_until_ready(
-    bootstrap_servers: str,
-    timeout: float = 60.0,
-    *,
-    alive: Any = None,
-) -> None:
-    """Poll ``AdminClient.list_topics`` until the cluster answers with at least one broker.
-
-    ``alive`` is an optional callable; if it returns False the wait is aborted (process died).
-    """
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    deadline = time.monotonic() + timeout
-    first = bootstrap_servers.split(",")[0].strip()
-    host, _, port_s = first.rpartition(":")
-    admin: AdminClient | None = None
-    last_error: Exception | None = None
-    while True:
-        if alive is not None and not alive():
-            raise BrokerError("broker process exited while waiting for it to become ready")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise BrokerError(f"Kafka at {bootstrap_servers} not ready after {timeout:.0f}s (last error: {last_error})")
-        # Wait for the TCP listener before creating a client: keeps librdkafka's connect-refused spam away.
-        if admin is None:
-            if host and port_s.isdigit() and not _port_open(int(port_s), host.strip("[]")):
-                time.sleep(0.1)
-                continue
-            conf: dict[str, Any] = {
-                "bootstrap.servers": bootstrap_servers,
-                "logger": logging.getLogger(f"{__name__}.rdkafka"),
-                "log.connection.close": False,
-            }
-            admin = AdminClient(conf)
-        try:
-            md = admin.list_topics(timeout=max(0.5, min(2.0, remaining)))
-            if md.brokers:
-                return
-            last_error = BrokerError("metadata has no brokers yet")
-        except KafkaException as exc:
-            last_error = exc
-        time.sleep(0.1)
-
-
-# --------------------------------------------------------------------------------------------- jars
-
-
-def ensure_jars(
-    cache_dir: str | Path | None = None,
-    *,
-    pom: str | Path = POM_PATH,
-    timeout: float = 900.0,
-) -> Path:
-    """Fetch the Kafka broker jars into ``<cache_dir>/libs`` (once) and return that directory.
-
-    Runs ``mvn -q -f <pom> dependency:copy-dependencies -DoutputDirectory=...``. A marker file holding the
-    pom's hash records a complete fetch (a changed pom re-fetches); an ``flock`` keeps two processes from
-    fetching at the same time.
-    """
-    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    pom = Path(pom)
-    libs = cache / "libs"
-    marker = cache / _READY_MARKER
-    try:
-        pom_hash = hashlib.sha256(pom.read_bytes()).hexdigest()
-    except OSError as exc:
-        raise BrokerError(f"cannot read Kafka pom {pom}: {exc}") from exc
-
-    def complete() -> bool:
-        try:
-            return marker.read_text().strip() == pom_hash and any(libs.glob("kafka_2.13-*.jar"))
-        except OSError:
-            return False
-
-    if complete():
-        return libs
-    cache.mkdir(parents=True, exist_ok=True)
-    with (cache / ".lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if complete():  # another process fetched while we waited for the lock
-                return libs
-            _find_java()  # mvn itself needs java; give the clearer message
-            mvn = shutil.which("mvn")
-            if not mvn:
-                raise BrokerError(
-                    "`mvn` (Apache Maven) not found on PATH: it is needed once to fetch the Kafka "
-                    f"{KAFKA_VERSION} jars from Maven Central into {libs} (e.g. `apt-get install maven`), "
-                    "or set KAFKA_BOOTSTRAP_SERVERS to use an existing cluster."
-                )
-            partial = cache / "libs.partial"
-            shutil.rmtree(partial, ignore_errors=True)
-            cmd = [
-                mvn,
-                "-B",
-                "-q",
-                "-Dstyle.color=never",
-                "-f",
-                str(pom),
-                "dependency:copy-dependencies",
-                f"-DoutputDirectory={partial}",
-            ]
-            log.info("fetching Kafka %s jars with Maven into %s", KAFKA_VERSION, libs)
-            started = time.monotonic()
-            try:
-                proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
-            except subprocess.TimeoutExpired as exc:
-                out = _tail(_as_text(exc.stdout) + _as_text(exc.stderr))
-                raise BrokerError(f"`{' '.join(cmd)}` timed out after {timeout:.0f}s:\n{out}") from exc
-            if proc.returncode != 0 or not any(partial.glob("kafka_2.13-*.jar")):
-                raise BrokerError(
-                    f"fetching the Kafka jars failed (exit code {proc.returncode}): `{' '.join(cmd)}`\n"
-                    f"{_tail(proc.stdout + proc.stderr)}"
-                )
-            shutil.rmtree(libs, ignore_errors=True)
-            partial.rename(libs)
-            marker.write_text(pom_hash + "\n")
-            log.info("fetched %d jars in %.1fs", len(list(libs.glob("*.jar"))), time.monotonic() - started)
-            return libs
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-# --------------------------------------------------------------------------------------------- security
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """PEM files of a throwaway PKI: a CA, the broker's certificate and a client certificate (keys unencrypted)."""
-
-    ca_cert: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-
-
-def _random_password() -> str:
-    return secrets.token_urlsafe(18)
-
-
-@dataclass(frozen=True)
-class KafkaSecurity:
-    """Extra client listeners for :class:`LocalKafka` (the PLAINTEXT listener stays as it is).
-
-    * ``SASL_SSL``: PLAIN and SCRAM-SHA-256/512 for ``users`` (name -> password; SCRAM credentials are
-      written at format time), and OAUTHBEARER with Kafka's built-in *unsecured* JWS validator (it accepts an
-      unsigned ``alg: none`` JWT whose ``sub`` is the principal and whose ``exp`` is in the future; test
-      brokers only);
-    * ``SSL`` with ``ssl.client.auth=required``: the client must present a certificate signed by the CA.
-
-    Both listeners serve the certificate of a CA generated at start; :attr:`LocalKafka.tls` holds its files.
-    """
-
-    users: Mapping[str, str] = field(default_factory=lambda: {"alice": _random_password()})
-    mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
-
-
-def generate_tls_files(
-    directory: str | Path, *, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"), name: str = "s2s-test"
-) -> TlsFiles:
-    """A fresh CA (``<name> CA``), a server certificate for ``hosts`` and a client certificate, as PEM files.
-
-    Valid from an hour ago for two days; EC P-256 keys. Needs the ``cryptography`` package.
-    """
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
-    not_before, not_after = now - dt.timedelta(hours=1), now + dt.timedelta(days=2)
-
-    def key() -> ec.EllipticCurvePrivateKey:
-        return ec.generate_private_key(ec.SECP256R1())
-
-    def subject(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, name), x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    ca_key = key()
-    ca_name = subject(f"{name} CA")
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )  # keyCertSign, cRLSign
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    def leaf(cn: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]) -> tuple[Any, Any]:
-        k = key()
-        b = (
-            x509.CertificateBuilder()
-            .subject_name(subject(cn))
-            .issuer_name(ca_name)
-            .public_key(k.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        )
-        if sans:
-            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return k, b.sign(ca_key, hashes.SHA256())
-
-    sans: list[x509.GeneralName] = []
-    for h in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            sans.append(x509.DNSName(h))
-    server_key, server_cert = leaf("kafka-broker", ExtendedKeyUsageOID.SERVER_AUTH, sans)
-    client_key, client_cert = leaf("s2s-bridge-client", ExtendedKeyUsageOID.CLIENT_AUTH, [])
-
-    def write(fname: str, data: bytes, private: bool = False) -> Path:
-        path = d / fname
-        path.write_bytes(data)
-        if private:
-            path.chmod(0o600)
-        return path
-
-    def pem_key(k: Any) -> bytes:
-        return bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-
-    def pem_cert(c: Any) -> bytes:
-        return bytes(c.public_bytes(serialization.Encoding.PEM))
-
-    return TlsFiles(
-        ca_cert=write("ca.pem", pem_cert(ca_cert)),
-        server_cert=write("server.pem", pem_cert(server_cert)),
-        server_key=write("server.key", pem_key(server_key), private=True),
-        client_cert=write("client.pem", pem_cert(client_cert)),
-        client_key=write("client.key", pem_key(client_key), private=True),
-    )
-
-
 def _jaas(module: str, **options: str) -> str:
     return f"{module} required" + "".join(f' {k}="{v}"' for k, v in options.items()) + ";"
-
-
-# --------------------------------------------------------------------------------------------- brokers
-
-
-class _Broker:
-    """Common interface: ``start()``/``stop()``, context manager, ``bootstrap_servers``, ``started_in``."""
-
-    kind = "abstract"
-    started_in: float | None = None
-
-    @property
-    def bootstrap_servers(self) -> str:
-        raise NotImplementedError
-
-    def start(self) -> Self:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        try:
-            where = self.bootstrap_servers
-        except BrokerError:
-            where = "?"
-        return f"<{type(self).__name__} {self.kind} {where}>"
-
-
-Broker = _Broker
-"""Type of whatever :func:`get_broker` returns."""
-
-
-class ExternalKafka(_Broker):
-    """An already-running cluster (``KAFKA_BOOTSTRAP_SERVERS``): start() only checks it answers."""
-
-    kind = "external"
-
-    def __init__(self, bootstrap_servers: str, *, ready_timeout: float = 30.0) -> None:
-        self._bootstrap = bootstrap_servers
-        self.ready_timeout = ready_timeout
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return self._bootstrap
-
-    def start(self) -> Self:
-        started = time.monotonic()
-        try:
-            wait_until_ready(self._bootstrap, self.ready_timeout)
-        except BrokerError as exc:
-            raise BrokerError(f"KAFKA_BOOTSTRAP_SERVERS={self._bootstrap} does not answer: {exc}") from exc
-        self.started_in = time.monotonic() - started
-        return self
-
-    def stop(self) -> None:
-        pass
-
-
-class DockerKafka(_Broker):
-    """testcontainers' ``KafkaContainer`` in KRaft mode (only imported when used)."""
-
-    kind = "docker"
-
-    def __init__(self, image: str | None = None, *, ready_timeout: float = 120.0) -> None:
-        self.image = image or os.environ.get("S2S_BRIDGE_KAFKA_IMAGE", "confluentinc/cp-kafka:7.6.0")
-        self.ready_timeout = ready_timeout
-        self._container: Any = None
-        self._bootstrap: str | None = None
-
-    @property
-    def bootstrap_servers(self) -> str:
-        if self._bootstrap is None:
-            raise BrokerError("Docker Kafka is not started")
-        return self._bootstrap
-
-    def start(self) -> Self:
-        if self._container is not None:
-            return self
-        started = time.monotonic()
-        try:
-            module = importlib.import_module("testcontainers.community.kafka")
-        except ImportError:
-            module = importlib.import_module("testcontainers.kafka")
-        container = module.KafkaContainer(self.image).with_kraft()
-        try:
-            container.start(timeout=int(self.ready_timeout))
-            self._bootstrap = str(container.get_bootstrap_server())
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                container.stop()
-            raise BrokerError(f"starting Kafka container {self.image} failed: {exc}") from exc
-        self._container = container
-        self.started_in = time.monotonic() - started
-        log.info("Kafka container %s ready at %s in %.1fs", self.image, self._bootstrap, self.started_in)
-        return self
-
-    def stop(self) -> None:
-        container, self._container = self._container, None
-        if container is not None:
-            container.stop()
 
 
 _LIVE: set[LocalKafka] = set()
@@ -551,7 +108,7 @@ def _setpriv_pdeathsig() -> str | None:
     return setpriv if "--pdeathsig" in out else None
 
 
-class LocalKafka(_Broker):
+class LocalKafka(Broker):
     """Apache Kafka (KRaft, combined broker+controller, node 1) run from the Maven Central jars.
 
     >>> with LocalKafka() as kafka:
@@ -677,7 +234,7 @@ class LocalKafka(_Broker):
         t0 = time.monotonic()
         libs = ensure_jars(self.cache_dir)
         t_jars = time.monotonic()
-        java = _find_java()
+        java = find_java()
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="s2s-kafka-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -839,7 +396,7 @@ class LocalKafka(_Broker):
         props.update(self.properties)
         server_props = self.data_dir / "server.properties"
         server_props.write_text(
-            "# written by streams.dev.broker.LocalKafka\n"
+            "# written by streams.dev.kafka.LocalKafka\n"
             + "".join(f"{key}={_prop_value(value)}\n" for key, value in props.items())
         )
         log4j_props = self.data_dir / "log4j2.properties"
@@ -928,7 +485,7 @@ class LocalKafka(_Broker):
         self._log_fh.write(f"===== s2s-bridge: {' '.join(shown)}\n".encode() + proc.stdout + proc.stderr)
         self._log_fh.flush()
         if proc.returncode != 0:
-            raise BrokerError(f"kafka-storage format failed (exit code {proc.returncode}):\n{_tail(proc.stdout + proc.stderr)}")
+            raise BrokerError(f"kafka-storage format failed (exit code {proc.returncode}):\n{tail(proc.stdout + proc.stderr)}")
 
 
 def _prop_value(value: object) -> str:
@@ -936,45 +493,6 @@ def _prop_value(value: object) -> str:
         return "true" if value else "false"
     # java.util.Properties escapes: multi-line values (inline PEM) become one line
     return str(value).replace("\\", "\\\\").replace("\n", "\\n")
-
-
-# --------------------------------------------------------------------------------------------- factory
-
-
-def docker_available(timeout: float = 5.0) -> bool:
-    """True when a Docker engine answers ``docker info`` within ``timeout`` seconds."""
-    docker = shutil.which("docker")
-    if not docker:
-        return False
-    try:
-        return subprocess.run([docker, "info"], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-def get_broker(**local_options: Any) -> Broker:
-    """The broker to use for dev/tests (not started; use as a context manager or call ``start()``).
-
-    1. ``KAFKA_BOOTSTRAP_SERVERS`` set -> :class:`ExternalKafka` (no process);
-    2. a Docker engine answers -> :class:`DockerKafka` (testcontainers);
-    3. else -> :class:`LocalKafka` (``local_options`` are passed to it).
-
-    ``S2S_BRIDGE_KAFKA_MODE=external|docker|local`` skips the detection.
-    """
-    mode = os.environ.get("S2S_BRIDGE_KAFKA_MODE", "auto").strip().lower() or "auto"
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
-    if mode not in {"auto", "external", "docker", "local"}:
-        raise BrokerError(f"S2S_BRIDGE_KAFKA_MODE={mode!r}: expected auto, external, docker or local")
-    if mode == "external" or (mode == "auto" and external):
-        if not external:
-            raise BrokerError("S2S_BRIDGE_KAFKA_MODE=external but KAFKA_BOOTSTRAP_SERVERS is not set")
-        return ExternalKafka(external)
-    if mode == "docker" or (mode == "auto" and docker_available()):
-        return DockerKafka()
-    return LocalKafka(**local_options)
-
-
-# --------------------------------------------------------------------------------------------- CLI entry
 
 
 def main_dev_kafka(

@@ -1,0 +1,120 @@
+"""The emulator's command line: ``python -m streams.dev.emulator`` and ``s2s-bridge dev emulator``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from streams.dev.emulator.admin import ADMIN_PREFIX
+from streams.dev.emulator.client import EmulatorClient
+from streams.dev.emulator.config import DEFAULT_API_KEY, DOC_WRITE_KEY, GLOBAL, EmulatorConfig, FaultConfig
+from streams.dev.emulator.server import run_emulator
+
+#: FaultConfig knobs with a float flag of their own (``--error-rate``, ...), applied to all destinations
+_GLOBAL_FLOAT_KNOBS = ("error_rate", "throttle_rate", "slow_rate", "drop_rate", "slow_seconds", "outage_for_seconds")
+DESCRIPTION = "Local emulator of the three destination APIs, plus a minimal Confluent Schema Registry."
+
+
+def main_dev_emulator(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    write_key: str | Sequence[str] = DOC_WRITE_KEY,
+    api_key: str | Sequence[str] = DEFAULT_API_KEY,
+    regions: Sequence[str] = ("EU", "US", "IN", "UK"),
+    pixel_ids: Sequence[str] | None = None,
+    keep_events: bool = True,
+    max_kept_events: int | None = 100_000,
+    strict: bool = True,
+    require_country: bool = True,
+    auth_status: int = 401,
+    seed: int | None = None,
+    faults: Mapping[str, Mapping[str, Any]] | None = None,
+    registry_auth: str | None = None,
+) -> None:
+    """Entry point of ``s2s-bridge dev emulator``: prints ``emulator: <base url>`` first, then
+    the endpoint URLs, and serves until Ctrl-C.
+
+    ``faults`` maps a destination (or ``"*"``) to :class:`FaultConfig` knobs;
+    ``registry_auth`` is ``"user:password"`` for Schema Registry basic auth.
+    """
+    basic: tuple[str, str] | None = None
+    if registry_auth:
+        user, sep, password = registry_auth.partition(":")
+        if not sep:
+            raise ValueError("registry_auth must be 'user:password'")
+        basic = (user, password)
+    config = EmulatorConfig(
+        zeotap_write_keys=(write_key,) if isinstance(write_key, str) else tuple(write_key),
+        zeotap_regions=tuple(regions),
+        zeotap_auth_status=auth_status,
+        zeotap_strict=strict,
+        zeotap_require_country=require_country,
+        audiohook_pixel_ids=tuple(pixel_ids) if pixel_ids else None,
+        activation_api_keys=(api_key,) if isinstance(api_key, str) else tuple(api_key),
+        keep_events=keep_events,
+        max_kept_events=max_kept_events,
+        faults={dest: FaultConfig.from_dict(knobs) for dest, knobs in (faults or {}).items()},
+        seed=seed,
+        registry_basic_auth=basic,
+    )
+
+    def ready(base_url: str) -> None:
+        urls = EmulatorClient(base_url, registry_prefix=config.registry_prefix)
+        print(f"emulator: {base_url}", flush=True)
+        print(f"  zeotap:          POST {urls.zeotap_url()}", flush=True)
+        print(f"  audiohook:       POST {urls.audiohook_url('<pixel_id>')}", flush=True)
+        print(f"  activation:      POST {urls.activation_url}", flush=True)
+        print(f"  schema registry: {urls.registry_url}", flush=True)
+        print(f"  admin:           {base_url}{ADMIN_PREFIX}/stats", flush=True)
+
+    run_emulator(host, port, config, on_ready=ready)
+
+
+def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m streams.dev.emulator", description=DESCRIPTION)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (printed on stdout)")
+    parser.add_argument("--write-key", action="append", help="Zeotap write key (repeatable)")
+    parser.add_argument("--api-key", action="append", help="activation API key (repeatable)")
+    parser.add_argument("--region", action="append", help="valid Zeotap region (repeatable)")
+    parser.add_argument("--pixel-id", action="append", help="known Audiohook id (repeatable; default: any)")
+    parser.add_argument("--no-keep-events", action="store_true", help="keep only ids and receipt times")
+    parser.add_argument("--max-kept-events", type=int, default=100_000, help="per destination; 0: unbounded")
+    parser.add_argument("--no-strict", action="store_true", help="no Zeotap per-event validation")
+    parser.add_argument("--no-require-country", action="store_true")
+    parser.add_argument("--auth-status", type=int, default=401, help="Zeotap status for a bad write key")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--faults", help='JSON: {"*": {"error_rate": 0.1}, "zeotap": {...}}')
+    parser.add_argument("--registry-auth", help="user:password for Schema Registry basic auth")
+    for knob in _GLOBAL_FLOAT_KNOBS:
+        parser.add_argument("--" + knob.replace("_", "-"), type=float, help="global fault knob")
+    parser.add_argument("--retry-after", type=int, help="global fault knob")
+    parser.add_argument("--error-status", type=int, help="global fault knob")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parse_args(argv)
+    faults: dict[str, dict[str, Any]] = orjson.loads(args.faults) if args.faults else {}
+    knobs = {k: getattr(args, k) for k in (*_GLOBAL_FLOAT_KNOBS, "retry_after", "error_status") if getattr(args, k) is not None}
+    if knobs:
+        faults.setdefault(GLOBAL, {}).update(knobs)
+    main_dev_emulator(
+        host=args.host,
+        port=args.port,
+        write_key=args.write_key or DOC_WRITE_KEY,
+        api_key=args.api_key or DEFAULT_API_KEY,
+        regions=args.region or ("EU", "US", "IN", "UK"),
+        pixel_ids=args.pixel_id,
+        keep_events=not args.no_keep_events,
+        max_kept_events=args.max_kept_events or None,
+        strict=not args.no_strict,
+        require_country=not args.no_require_country,
+        auth_status=args.auth_status,
+        seed=args.seed,
+        faults=faults,
+        registry_auth=args.registry_auth,
+    )
