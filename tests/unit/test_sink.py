@@ -12,9 +12,9 @@ import httpx
 import orjson
 import pytest
 
-from streams.config import ZeotapDestination
 from streams.delivery.sink import Delivered, DestinationMisconfigured, Failed, Sink
 from streams.destinations import make_destination
+from streams.destinations.zeotap import ZeotapSettings
 
 Handler = Callable[[list[dict[str, Any]]], httpx.Response]
 
@@ -39,7 +39,7 @@ def make_sink(handler: Handler, **settings: Any) -> tuple[Sink, list[list[dict[s
         "retry": {"initial_backoff_s": 0.01, "max_backoff_s": 0.05, "unhealthy_after": 2},
     }
     conf.update(settings)
-    api = make_destination("zeotap", ZeotapDestination(**conf))
+    api = make_destination("zeotap", ZeotapSettings(**conf))
     client = httpx.AsyncClient(transport=httpx.MockTransport(transport))
     return Sink(api, client), seen
 
@@ -116,17 +116,36 @@ async def test_401_raises_misconfigured_to_every_caller():
 
 
 async def test_retry_after_holds_every_request():
-    times: list[float] = []
-    answers = iter([httpx.Response(429, headers={"Retry-After": "1"})])
+    """A 429 with Retry-After holds the whole destination: the throttled batch and every other
+    batch, made while the hold lasts, are sent only after it (each on its first attempt)."""
+    sent: dict[str, list[float]] = {}
+    throttled_at: list[float] = []
 
     def handler(events: list[dict[str, Any]]) -> httpx.Response:
-        times.append(time.monotonic())
-        return next(answers, httpx.Response(204))
+        now = time.monotonic()
+        eid = events[0]["event"]["eventId"]
+        sent.setdefault(eid, []).append(now)
+        if not throttled_at:
+            throttled_at.append(now)
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        return httpx.Response(204)
 
-    sink, _ = make_sink(handler, retry={"initial_backoff_s": 0.01, "max_backoff_s": 0.02})
-    (result,) = await sink.send([body(1)])
-    assert isinstance(result, Delivered) and result.attempts == 2
-    assert times[1] - times[0] >= 0.95
+    sink, _ = make_sink(
+        handler, retry={"initial_backoff_s": 0.01, "max_backoff_s": 0.02}, concurrency=4, adaptive_concurrency=False
+    )
+    sink.max_events = 1  # one request per event: independent batches
+    first = sink.submit(*body(0))
+    while not throttled_at:
+        await asyncio.sleep(0.005)
+    others = [sink.submit(*body(i)) for i in range(1, 5)]
+    results = await asyncio.wait_for(asyncio.gather(first, *others), 10)
+    assert all(isinstance(r, Delivered) for r in results)
+    assert [r.attempts for r in results] == [2, 1, 1, 1, 1]
+    assert sorted(sent) == [f"e{i}" for i in range(5)]
+    # nothing at all reached the destination within the second it asked for
+    after = [t for times in sent.values() for t in times if t > throttled_at[0]]
+    assert len(after) == 5
+    assert min(after) - throttled_at[0] >= 0.95, [round(t - throttled_at[0], 3) for t in after]
 
 
 async def test_recovery_wakes_batches_sleeping_in_backoff(monkeypatch: pytest.MonkeyPatch):
@@ -265,7 +284,7 @@ async def test_sink_settles_near_what_a_throttling_destination_accepts():
         "batch": {"max_events": 1, "linger_ms": 0},
         "retry": {"initial_backoff_s": 0.001, "max_backoff_s": 0.01, "unhealthy_after": 1000},
     }
-    api = make_destination("zeotap", ZeotapDestination(**conf))
+    api = make_destination("zeotap", ZeotapSettings(**conf))
     sink = Sink(api, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
     results = await sink.send([body(i) for i in range(200)])
     assert all(isinstance(r, Delivered) for r in results)
@@ -273,7 +292,7 @@ async def test_sink_settles_near_what_a_throttling_destination_accepts():
     adaptive_throttled = active["throttled"]
 
     fixed = Sink(
-        make_destination("zeotap", ZeotapDestination(**{**conf, "adaptive_concurrency": False})),
+        make_destination("zeotap", ZeotapSettings(**{**conf, "adaptive_concurrency": False})),
         httpx.AsyncClient(transport=httpx.MockTransport(handler)),
     )
     active["throttled"] = 0
