@@ -8,17 +8,20 @@ Every error names the file, the field path and what is wrong, e.g.::
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-ZEOTAP_MAX_REQUEST_BYTES = 20 * 1024 * 1024
+from streams.destinations.registry import DESTINATIONS, settings_models
+from streams.destinations.settings import DestinationSettings
+from streams.errors import ConfigError
+from streams.settings import FieldError, Model
+from streams.urls import is_loopback, safe_url
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -42,18 +45,10 @@ def topic_name_problem(name: str) -> str | None:
     return None
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names file, field path and problem."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 # --------------------------------------------------------------------------- Kafka
 
 
-class SaslSettings(_Model):
+class SaslSettings(Model):
     mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = "PLAIN"
     username: str | None = None
     password: SecretStr | None = None
@@ -71,15 +66,16 @@ class SaslSettings(_Model):
             # the client secret goes to the token endpoint: as for destinations, https unless loopback
             parts = urlsplit(self.oauth_token_endpoint)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise _FieldError(("oauth_token_endpoint",), f"must be an http(s) URL, got {_shown(self.oauth_token_endpoint)!r}")
-            if parts.scheme == "http" and not _is_loopback(parts.hostname):
-                raise _FieldError(("oauth_token_endpoint",), "plain http to a non-loopback host; use https")
+                shown = safe_url(self.oauth_token_endpoint)
+                raise FieldError(("oauth_token_endpoint",), f"must be an http(s) URL, got {shown!r}")
+            if parts.scheme == "http" and not is_loopback(parts.hostname):
+                raise FieldError(("oauth_token_endpoint",), "plain http to a non-loopback host; use https")
         elif not (self.username and self.password):
             raise ValueError(f"{self.mechanism} needs username and password")
         return self
 
 
-class TlsSettings(_Model):
+class TlsSettings(Model):
     cafile: Path | None = None
     certfile: Path | None = None
     keyfile: Path | None = None
@@ -87,13 +83,13 @@ class TlsSettings(_Model):
     check_hostname: bool = True
 
 
-class SchemaRegistrySettings(_Model):
+class SchemaRegistrySettings(Model):
     url: str
     username: str | None = None
     password: SecretStr | None = None
 
 
-class KafkaSettings(_Model):
+class KafkaSettings(Model):
     bootstrap_servers: str
     group_id: str = "s2s-bridge"
     client_id: str = "s2s-bridge"
@@ -131,143 +127,18 @@ class KafkaSettings(_Model):
 
 # --------------------------------------------------------------------------- destinations
 
-
-class BatchSettings(_Model):
-    max_events: Annotated[int, Field(ge=1, le=100_000)] = 500
-    max_bytes: Annotated[int, Field(ge=1024)] = 5 * 1024 * 1024
-    linger_ms: Annotated[int, Field(ge=0)] = 200
-
-
-class RetrySettings(_Model):
-    initial_backoff_s: Annotated[float, Field(gt=0)] = 0.2
-    max_backoff_s: Annotated[float, Field(gt=0)] = 30.0
-    # attempts before the destination is reported unhealthy (the records are still retried:
-    # an unhealthy destination pauses consumption instead of dead-lettering the stream)
-    unhealthy_after: Annotated[int, Field(ge=1)] = 3
-    # a Retry-After longer than this is capped (a far-future date must not freeze the destination)
-    max_retry_after_s: Annotated[float, Field(gt=0)] = 120.0
-    # a request the server keeps failing (5xx, timeout) while other requests to it succeed: split
-    # after this many such attempts, and a single event dead-lettered (deliver:server_error) after
-    # poison_after; never while the destination as a whole is failing
-    isolate_after: Annotated[int, Field(ge=1)] = 3
-    poison_after: Annotated[int, Field(ge=1)] = 10
-
-
-class BreakerSettings(_Model):
-    """When a destination refuses us rather than our records (see streams.delivery.breaker)."""
-
-    # suspect refusals in a row (no delivery in between) that mean the destination refuses us
-    refusals: Annotated[int, Field(ge=1)] = 5
-    probe_interval_s: Annotated[float, Field(gt=0)] = 5.0
-    max_probe_interval_s: Annotated[float, Field(gt=0)] = 60.0
-
-
-class IdentitySettings(_Model):
-    hash: bool = True
-    phone_format: Literal["e164", "digits"] = "e164"
-    fold_gmail: bool = False
-
-
-class ConsentSettings(_Model):
-    require: tuple[str, ...] = ()
-    any_of: tuple[str, ...] = ()
-    missing: Literal["forward", "filter"] = "filter"
-
-
-class DestinationSettings(_Model):
-    url: str
-    timeout_s: Annotated[float, Field(gt=0)] = 10.0
-    # requests in flight at most; with adaptive_concurrency the sink halves it when the destination
-    # pushes back (429/5xx/timeouts) and grows back by one per round trip (AIMD)
-    concurrency: Annotated[int, Field(ge=1, le=256)] = 4
-    adaptive_concurrency: bool = True
-    rate_limit_rps: Annotated[float, Field(gt=0)] | None = None
-    gzip: bool = False
-    batch: BatchSettings = BatchSettings()
-    retry: RetrySettings = RetrySettings()
-    breaker: BreakerSettings = BreakerSettings()
-    identity: IdentitySettings = IdentitySettings()
-    consent: ConsentSettings = ConsentSettings()
-    country_format: Literal["alpha2", "alpha3"] = "alpha3"
-    timestamp_format: Literal["iso", "unix", "unix_ms"] = "iso"
-    verify_tls: bool = True
-    allow_insecure_http: bool = False
-
-    @field_validator("url")
-    @classmethod
-    def _url_is_http(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http(s) URL, got {_shown(v)!r}")
-        return v.rstrip("/")
-
-    @model_validator(mode="after")
-    def _https_required(self) -> DestinationSettings:
-        parts = urlsplit(self.url)
-        if parts.scheme == "http" and not self.allow_insecure_http and not _is_loopback(parts.hostname or ""):
-            raise _FieldError(
-                ("url",),
-                f"{_shown(self.url)!r} is plain http to a non-loopback host; use https "
-                "(or set allow_insecure_http: true, which is logged loudly)",
-            )
-        return self
-
-
-def _shown(url: str) -> str:
-    """A URL as an error message may quote it: without credentials (see streams.ops.safe_url)."""
-    from streams.ops import safe_url  # ops imports this module
-
-    return safe_url(url)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class ZeotapDestination(DestinationSettings):
-    type: Literal["zeotap"]
-    write_key: SecretStr
-    region: str
-    mode: Literal["batch", "realtime"] = "batch"
-    batch: BatchSettings = BatchSettings()
-    country_format: Literal["alpha2", "alpha3"] = "alpha3"
-
-    @model_validator(mode="after")
-    def _zeotap_limits(self) -> ZeotapDestination:
-        if self.batch.max_bytes > ZEOTAP_MAX_REQUEST_BYTES:
-            raise _FieldError(
-                ("batch", "max_bytes"),
-                f"{self.batch.max_bytes} exceeds Zeotap's 20 MB request limit ({ZEOTAP_MAX_REQUEST_BYTES})",
-            )
-        if not self.write_key.get_secret_value():
-            raise _FieldError(("write_key",), "must not be empty")
-        return self
-
-
-class AudiohookDestination(DestinationSettings):
-    type: Literal["audiohook"]
-    pixel_id: str
-    country_format: Literal["alpha2", "alpha3"] = "alpha2"
-
-
-class ActivationDestination(DestinationSettings):
-    type: Literal["activation"]
-    api_key: SecretStr
-    country_format: Literal["alpha2", "alpha3"] = "alpha2"
-
-
-Destination = Annotated[ZeotapDestination | AudiohookDestination | ActivationDestination, Field(discriminator="type")]
+# each entry of `destinations:` is parsed with the settings model its `type:` names, one model per
+# API in streams.destinations.registry; type checkers see the common base
+if TYPE_CHECKING:
+    Destination = DestinationSettings
+else:
+    Destination = Annotated[Union[settings_models()], Field(discriminator="type")]  # noqa: UP007 (a tuple of types)
 
 
 # --------------------------------------------------------------------------- routes
 
 
-class CountrySourceSettings(_Model):
+class CountrySourceSettings(Model):
     """Where a record's country comes from; first hit wins, in this order."""
 
     field: str | None = "customer.country"
@@ -277,7 +148,7 @@ class CountrySourceSettings(_Model):
     default: str | None = None
 
 
-class RouteSettings(_Model):
+class RouteSettings(Model):
     topic: str
     schema_file: Path = Field(alias="schema")
     framing: Literal["auto", "confluent", "single_object", "plain"] = "auto"
@@ -307,7 +178,7 @@ class RouteSettings(_Model):
     @model_validator(mode="after")
     def _default_dead_letter_topic_legal(self) -> RouteSettings:
         if self.dead_letter_topic is None and len(self.dlt) > TOPIC_MAX_LEN:
-            raise _FieldError(
+            raise FieldError(
                 ("dead_letter_topic",),
                 f"the default {self.topic[:20]!r}...{DEAD_LETTER_SUFFIX!r} would be {len(self.dlt)} characters "
                 f"(Kafka allows {TOPIC_MAX_LEN}); set dead_letter_topic",
@@ -330,12 +201,12 @@ class RouteSettings(_Model):
         return v
 
 
-class MetricsSettings(_Model):
+class MetricsSettings(Model):
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=0, le=65535)] = 9108
 
 
-class WorkerSettings(_Model):
+class WorkerSettings(Model):
     shutdown_grace_s: Annotated[float, Field(gt=0)] = 25.0
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -350,7 +221,7 @@ class WorkerSettings(_Model):
     rebalance_wait_s: Annotated[float, Field(ge=0, le=120)] = 10.0
 
 
-class BridgeConfig(_Model):
+class BridgeConfig(Model):
     kafka: KafkaSettings
     destinations: dict[str, Destination]
     routes: dict[str, RouteSettings]
@@ -365,7 +236,7 @@ class BridgeConfig(_Model):
     def _references_resolve(self) -> BridgeConfig:
         for name, route in self.routes.items():
             if route.destination not in self.destinations:
-                raise _FieldError(
+                raise FieldError(
                     ("routes", name, "destination"),
                     f"unknown destination {route.destination!r} (known: {', '.join(sorted(self.destinations))})",
                 )
@@ -386,7 +257,7 @@ class BridgeConfig(_Model):
                 which = "the default dead-letter topic" if route.dead_letter_topic is None else "dead-letter topic"
                 owners = ", ".join(sorted(looping))
                 same = "is" if all(self.routes[o].topic == route.dlt for o in looping) else "collides ('.' vs '_') with"
-                raise _FieldError(
+                raise FieldError(
                     ("routes", name, "dead_letter_topic"),
                     f"{which} {route.dlt!r} {same} the source topic of route(s) {owners}: "
                     "its dead letters would be consumed again, an endless loop; use a topic no route consumes",
@@ -401,12 +272,6 @@ class BridgeConfig(_Model):
 def _collision_key(topic: str) -> str:
     # Kafka: topics whose names differ only in '.' vs '_' share metric names and cannot coexist
     return topic.replace(".", "_")
-
-
-class _FieldError(ValueError):
-    def __init__(self, loc: tuple[str, ...], msg: str) -> None:
-        super().__init__(msg)
-        self.loc = loc
 
 
 # --------------------------------------------------------------------------- loading
@@ -426,7 +291,7 @@ def substitute_env(node: Any, env: dict[str, str], path: tuple[str, ...] = ()) -
                 return env[var]
             if default is not None:
                 return default
-            raise _FieldError(path, f"environment variable {var} is not set")
+            raise FieldError(path, f"environment variable {var} is not set")
 
         # the value stays a string: the typed fields convert "6" / "true" / "0.5" themselves, while
         # YAML-parsing it would break (or raise on, echoing the value) secrets such as "@x", "a #b",
@@ -458,7 +323,7 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> BridgeCo
         raw = substitute_env(raw, dict(os.environ) if env is None else env)
         raw["base_dir"] = str(path.resolve().parent)
         return BridgeConfig.model_validate(raw)
-    except _FieldError as exc:
+    except FieldError as exc:
         raise ConfigError(f"{path}: {'.'.join(exc.loc) or '<top>'}: {exc}") from None
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(path, exc)) from None
@@ -470,12 +335,12 @@ def _format_validation_error(path: Path, exc: ValidationError) -> str:
         loc = [str(p) for p in err["loc"]]
         # discriminated unions add the tag to the path: destinations.zeotap.zeotap.url -> .url
         ctx_err = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, _FieldError):
+        if isinstance(ctx_err, FieldError):
             # the error's own path is relative to the model that raised it
             loc, msg = loc + list(ctx_err.loc), str(ctx_err)
         else:
             msg = err["msg"].removeprefix("Value error, ")
-        if len(loc) >= 3 and loc[0] == "destinations" and loc[2] in ("zeotap", "audiohook", "activation"):
+        if len(loc) >= 3 and loc[0] == "destinations" and loc[2] in DESTINATIONS:
             del loc[2]
         if err["type"] == "missing":
             msg = "required field is missing"

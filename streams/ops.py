@@ -4,13 +4,15 @@
 Gathering returns plain dataclasses; rendering turns them into a `rich` table or a JSON document.
 Nothing here writes to Kafka or commits offsets: lag is read with the bridge's group id (committed
 offsets only, no join), dead-letter topics are scanned with `assign` (never `subscribe`) and never
-committed. Destination probes send no events: Zeotap and the activation API get an *empty* batch
-(``{"events": []}``), which the API answers with its credentials verdict; Audiohook has no
-credentials and no side-effect-free endpoint, so it is only connected to (TCP, TLS).
+committed. Destination probes send no events: each destination API offers its own credentials
+probe (`DestinationAPI.auth_probe`: Zeotap and the activation API, an *empty* batch, which the API
+answers with its credentials verdict); an API without one (Audiohook: no credentials, no
+side-effect-free endpoint) is only connected to (TCP, TLS).
 
-Every text that leaves this module passes `Scrubber`: configured secrets (write keys, API keys,
-SASL / registry / TLS key passwords, OAuth client secret, Zeotap's Basic token) never show up,
-even if an error message were to quote one; URLs lose their user-info.
+Every text that leaves this module passes `Scrubber`: configured secrets (the Kafka SASL / registry
+/ TLS key passwords and OAuth client secret, and what each destination API names in its
+`secrets()`: write keys, API keys, Zeotap's Basic token) never show up, even if an error message
+were to quote one; URLs lose their user-info.
 """
 
 from __future__ import annotations
@@ -25,24 +27,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from streams.config import (
-    ActivationDestination,
-    AudiohookDestination,
-    BridgeConfig,
-    DestinationSettings,
-    ZeotapDestination,
-)
+from streams.config import BridgeConfig
 from streams.deadletter import H_EXC_CLASS, H_REASON, H_STAGE, header_dict
+from streams.destinations import DestinationAPI, DestinationSettings, Verdict, make_destination
 from streams.kafka import confluent_conf
+from streams.urls import MASK, safe_url
 
 _T = TypeVar("_T")
 Level = Literal["ok", "warn", "fail", "skip"]
 LEVELS: tuple[Level, ...] = ("ok", "warn", "fail", "skip")
 
-# an empty batch: no event in it, so nothing can be ingested; the API still checks the credentials
-PROBE_BODY = b'{"events":[]}'
 NO_PROBE = "not probed (API has no side-effect-free endpoint)"
 
 _rdkafka_log = logging.getLogger("streams.ops.rdkafka")
@@ -56,7 +52,7 @@ _rdkafka_log.propagate = False
 class Scrubber:
     """Replaces every configured secret (and derived credential) in a text with ``***``."""
 
-    MASK = "***"
+    MASK = MASK  # the mask safe_url puts on a secret query value, so both read the same
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         # longest first, so a secret that contains another is masked whole
@@ -64,8 +60,6 @@ class Scrubber:
 
     @classmethod
     def for_config(cls, cfg: BridgeConfig) -> Scrubber:
-        from streams.destinations.zeotap import auth_header
-
         found: list[str | None] = []
         k = cfg.kafka
         if k.sasl is not None:
@@ -75,13 +69,8 @@ class Scrubber:
         if k.schema_registry is not None:
             found.append(_secret(k.schema_registry.password))
             found.append(urlsplit(k.schema_registry.url).password)
-        for d in cfg.destinations.values():
-            found.append(urlsplit(d.url).password)
-            if isinstance(d, ZeotapDestination):
-                key = d.write_key.get_secret_value()
-                found += [key, auth_header(key).removeprefix("Basic ")]
-            elif isinstance(d, ActivationDestination):
-                found.append(d.api_key.get_secret_value())
+        for name, d in cfg.destinations.items():
+            found += make_destination(name, d).secrets()
         return cls(found)
 
     def __call__(self, text: str) -> str:
@@ -97,42 +86,7 @@ def _secret(v: Any) -> str | None:
     return v.get_secret_value() if v is not None else None
 
 
-# query (or fragment) parameters whose value is a credential, by name: case, '-' and '_' ignored,
-# so api_key, api-key, apiKey, X-Api-Key, access_token, sig, signature, client_secret, ... all match
-_SECRET_PARAM = re.compile(r"token|key|sig|secret|passw|pwd|auth|credential|session|jwt", re.IGNORECASE)
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
-
-
-def _mask_params(params: str) -> str:
-    out = []
-    for pair in params.split("&"):
-        name, eq, value = pair.partition("=")
-        if eq and value and _SECRET_PARAM.search(re.sub(r"[-_.]", "", unquote_plus(name))):
-            pair = f"{name}={Scrubber.MASK}"
-        out.append(pair)
-    return "&".join(out)
-
-
-def safe_url(url: str) -> str:
-    """The URL as it may be logged or printed: no user-info (``https://user:pass@host`` ->
-    ``https://host``) and the values of secret-looking query/fragment parameters (``token``, ``key``,
-    ``api_key``, ``access_token``, ``sig``, ``signature``, ``secret``, ``password``, ``auth``, ...)
-    masked. Used wherever a destination, registry or token-endpoint URL is logged or printed."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:  # unparseable (e.g. a bad port): show nothing of it that could be a secret
-        return "<unparseable URL>"
-    if parts.username is not None or parts.password is not None:
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        parts = parts._replace(netloc=host + (f":{port}" if port else ""))
-    if parts.query:
-        parts = parts._replace(query=_mask_params(parts.query))
-    if parts.fragment and "=" in parts.fragment:  # OAuth implicit flow puts access_token there
-        parts = parts._replace(fragment=_mask_params(parts.fragment))
-    return urlunsplit(parts)
 
 
 def _exc_text(exc: BaseException) -> str:
@@ -435,20 +389,19 @@ def reach(url: str, timeout: float, verify_tls: bool = True) -> ProbeResult:
 
 
 def probe_auth(name: str, settings: DestinationSettings, client: Any = None) -> ProbeResult:
-    """Zeotap / activation API: POST an empty batch and read the credentials verdict from the answer.
+    """Send the destination API's credentials probe (`DestinationAPI.auth_probe`, e.g. an empty
+    batch) and read the credentials verdict from the answer.
 
     The worker's own classification decides: 2xx and "bad request" (the empty batch refused for its
-    content, i.e. after the credentials were accepted) are OK; 401/403, a Zeotap 400 naming the
-    Authorization header, write key, region or eventType, 404/405 (wrong URL) are not; 408/429/5xx
-    mean the API is unhealthy right now. Audiohook has no credentials: not probed."""
+    content, i.e. after the credentials were accepted) are OK; 401/403, a refusal (e.g. a Zeotap 400
+    naming the Authorization header, write key, region or eventType), 404/405 (wrong URL) are not;
+    408/429/5xx mean the API is unhealthy right now. An API without a probe is not probed."""
     import httpx
 
-    from streams.destinations import Verdict, make_destination
-
-    if isinstance(settings, AudiohookDestination):
-        return ProbeResult("skip", f"{NO_PROBE}; Audiohook takes no credentials, the pixel id is not verified")
     api = make_destination(name, settings)
-    req = api.request(PROBE_BODY)
+    req = api.auth_probe()
+    if req is None:
+        return ProbeResult("skip", _unprobed(api))
     own = client is None
     client = client or httpx.Client(verify=settings.verify_tls, timeout=settings.timeout_s, follow_redirects=False)
     try:
@@ -459,12 +412,13 @@ def probe_auth(name: str, settings: DestinationSettings, client: Any = None) -> 
         if own:
             client.close()
     status = resp.status_code
-    said = _response_text(resp)
+    classified = api.classify(status, {k.lower(): v for k, v in resp.headers.items()})
+    said = _response_text(resp, classified.reason)
     said_part = f": {said}" if said else ""
     if 300 <= status < 400:
         where = resp.headers.get("location", "?")
         return ProbeResult("fail", f"HTTP {status} redirect to {safe_url(where)}: check the destination url", status)
-    verdict = api.classify(status, {k.lower(): v for k, v in resp.headers.items()}).verdict
+    verdict = classified.verdict
     if verdict is Verdict.DELIVERED:
         return ProbeResult("ok", f"credentials accepted (empty batch answered HTTP {status})", status)
     if verdict is Verdict.BAD_REQUEST:
@@ -483,11 +437,15 @@ def _mentions_auth(text: str) -> bool:
     return any(w in t for w in ("authori", "write key", "write_key", "w_k", "credential", "api key", "unauthorized"))
 
 
-def _response_text(resp: Any, limit: int = 200) -> str:
-    """What the API said: Zeotap's ``x-zeo-debug`` header, else a JSON ``message``/``error``, else nothing."""
-    debug = resp.headers.get("x-zeo-debug")
-    if debug:
-        return str(debug)[:limit]
+def _unprobed(api: DestinationAPI) -> str:
+    return f"{NO_PROBE}; {api.unprobed_because}" if api.unprobed_because else NO_PROBE
+
+
+def _response_text(resp: Any, reason: str, limit: int = 200) -> str:
+    """What the API said: the reason its classification read (e.g. Zeotap's ``x-zeo-debug``
+    header), else a JSON ``message``/``error``, else nothing."""
+    if reason:
+        return reason[:limit]
     try:
         doc = resp.json()
     except Exception:
@@ -524,9 +482,10 @@ def run_check(
         target = f"{name} ({dest.type})"
         r = reach(dest.url, min(timeout, dest.timeout_s), dest.verify_tls)
         add("reachability", target, r.status, r.detail, url=safe_url(dest.url))
-        if not auth_probes and not isinstance(dest, AudiohookDestination):
+        probed = make_destination(name, dest).auth_probe() is not None
+        if not auth_probes and probed:
             add("auth", target, "skip", "not probed (--no-auth-probe)")
-        elif r.status == "fail" and not isinstance(dest, AudiohookDestination):
+        elif r.status == "fail" and probed:
             add("auth", target, "skip", "not probed: destination unreachable")
         else:
             p = probe_auth(name, dest)
@@ -536,7 +495,7 @@ def run_check(
 
 def _check_schemas(cfg: BridgeConfig, add: Any) -> None:
     from streams.codec import SchemaStore, load_schema_file
-    from streams.pipeline.transform import build_pipelines
+    from streams.routes import build_pipelines
 
     store = SchemaStore()
     try:

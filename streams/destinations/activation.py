@@ -9,18 +9,28 @@ Errors: 401 bad credentials, 400 malformed payload, 429 rate limited, 5xx platfo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-from streams.config import ActivationDestination
-from streams.destinations.base import EVENT_ID, EVENT_NAME, EVENT_TS, RESERVED_EVENT_KEYS, DestinationAPI, Request
+from pydantic import SecretStr
+
+from streams.destinations.base import EMPTY_BATCH, DestinationAPI, Request
+from streams.destinations.settings import DestinationSettings
+from streams.pipeline.sections import EVENT_ID, EVENT_NAME, EVENT_TS, RESERVED_EVENT_KEYS
+
+
+class ActivationSettings(DestinationSettings):
+    type: Literal["activation"]
+    api_key: SecretStr
+    country_format: Literal["alpha2", "alpha3"] = "alpha2"
 
 
 class Activation(DestinationAPI):
     type = "activation"
+    settings_model = ActivationSettings
     batched = True
     max_request_bytes = 5 * 1024 * 1024
 
-    def __init__(self, name: str, settings: ActivationDestination) -> None:
+    def __init__(self, name: str, settings: ActivationSettings) -> None:
         super().__init__(name, settings)
         self._url = f"{settings.url}/events"
         self._headers = {
@@ -60,3 +70,7 @@ class Activation(DestinationAPI):
         if gzipped:
             headers["Content-Encoding"] = "gzip"
         return Request(self._url, headers, body)
+
+    def auth_probe(self) -> Request:
+        # an empty batch: 401 for bad credentials, else 400 for the batch itself (nothing ingested)
+        return self.request(EMPTY_BATCH)

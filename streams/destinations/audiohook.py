@@ -9,27 +9,35 @@ recommended ``url``, ``referrer``, ``persistent_anonymous_user_id``, ``session_i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-from streams.config import AudiohookDestination
-from streams.destinations.base import EVENT_ID, EVENT_NAME, EVENT_TS, RESERVED_EVENT_KEYS, DestinationAPI, Request
+from streams.destinations.base import DestinationAPI, Request
+from streams.destinations.settings import DestinationSettings
+from streams.errors import MissingRequiredField
+from streams.pipeline.outcome import ENCODE, MISSING_REQUIRED_FIELD
+from streams.pipeline.sections import EVENT_ID, EVENT_NAME, EVENT_TS, RESERVED_EVENT_KEYS
 
 # canonical section key -> Audiohook field
 _PAGE = {"url": "url", "referrer": "referrer"}
 _DEVICE = {"ipAddress": "ip_address", "userAgent": "user_agent", "sessionId": "session_id"}
-REQUIRED = ("ip_address", "user_agent", "event_name")
 
 
-class MissingRequiredField(ValueError):
-    """The event lacks a field Audiohook requires."""
+class AudiohookSettings(DestinationSettings):
+    type: Literal["audiohook"]
+    pixel_id: str
+    country_format: Literal["alpha2", "alpha3"] = "alpha2"
 
 
 class Audiohook(DestinationAPI):
     type = "audiohook"
+    settings_model = AudiohookSettings
     batched = False
     max_request_bytes = 1024 * 1024
+    required_fields = ("ip_address", "user_agent", "event_name")
+    # no credentials, and every request to the pixel is an event
+    unprobed_because = "Audiohook takes no credentials, the pixel id is not verified"
 
-    def __init__(self, name: str, settings: AudiohookDestination) -> None:
+    def __init__(self, name: str, settings: AudiohookSettings) -> None:
         super().__init__(name, settings)
         self._url = f"{settings.url}/{settings.pixel_id}/pixel.png"
         self._headers = {"Content-Type": "application/json"}
@@ -58,9 +66,9 @@ class Audiohook(DestinationAPI):
         props = {k: v for k, v in event.items() if k not in RESERVED_EVENT_KEYS}
         if props:
             out["event_payload"] = props
-        missing = [f for f in REQUIRED if not out.get(f)]
+        missing = self.missing_fields(out)
         if missing:
-            raise MissingRequiredField(f"Audiohook requires {', '.join(missing)}")
+            raise MissingRequiredField(f"Audiohook requires {', '.join(missing)}", stage=ENCODE, reason=MISSING_REQUIRED_FIELD)
         return out
 
     def batch_body(self, events: Sequence[bytes]) -> bytes:

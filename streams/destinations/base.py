@@ -1,15 +1,21 @@
-"""The contract every destination API implements: payload shape, request shape, response meaning."""
+"""The contract every destination API implements: its settings model, payload shape, required
+fields, request shape, response meaning, secrets and credentials probe."""
 
 from __future__ import annotations
 
+import abc
+import builtins
 import datetime as dt
 import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
-from streams.config import DestinationSettings
+from pydantic import SecretStr
+
+from streams.destinations.settings import DestinationSettings
 
 
 class Verdict(enum.Enum):
@@ -36,39 +42,74 @@ class Request:
     body: bytes
 
 
-# well-known keys of the canonical sections that destinations other than Zeotap translate
-EVENT_NAME, EVENT_ID, EVENT_TS = "eventName", "eventId", "eventTimestamp"
-RESERVED_EVENT_KEYS = frozenset({EVENT_NAME, EVENT_ID, EVENT_TS})
+# a batch with no event in it: nothing can be ingested, yet the APIs that take batches still check
+# the credentials of the request (the auth probe of `s2s-bridge check`)
+EMPTY_BATCH = b'{"events":[]}'
 
 
-class DestinationAPI:
-    """Base: subclasses shape payloads and requests per their documented API."""
+class DestinationAPI(abc.ABC):
+    """One destination API, as its documents describe it; pure (the sink sends, `check` probes).
 
-    type: str = ""
+    A new destination subclasses this in its own module, with its settings model (a subclass of
+    `DestinationSettings` whose `type` is a `Literal` of its tag), and adds one line to
+    `streams.destinations.registry.DESTINATIONS`: the config, `check` and the pipeline find it there.
+    """
+
+    type: ClassVar[str]
+    # the config's `destinations.<name>` entries whose `type:` is this API's tag are parsed with it
+    settings_model: ClassVar[builtins.type[DestinationSettings]]  # (`type` is the tag, just above)
     batched: bool = True
     max_request_bytes: int = 20 * 1024 * 1024
+    # fields of the payload the API refuses an event without (`missing_fields`)
+    required_fields: ClassVar[tuple[str, ...]] = ()
+    # why `auth_probe` has no request to offer, shown by `check` (empty: the API can be probed)
+    unprobed_because: ClassVar[str] = ""
 
     def __init__(self, name: str, settings: DestinationSettings) -> None:
         self.name = name
         self.settings = settings
 
     # -- pure -----------------------------------------------------------------
+    @abc.abstractmethod
     def payload(self, sections: dict[str, dict[str, Any]], nce: bool) -> dict[str, Any]:
-        raise NotImplementedError
+        """The API's event for a record's canonical sections (`streams.pipeline.sections`)."""
 
+    def missing_fields(self, event: Mapping[str, Any]) -> list[str]:
+        """The `required_fields` the event lacks or leaves empty."""
+        return [f for f in self.required_fields if not event.get(f)]
+
+    @abc.abstractmethod
     def batch_body(self, events: Sequence[bytes]) -> bytes:
         """Request body for encoded events (one event when the API is not batched)."""
-        raise NotImplementedError
 
     def envelope_bytes(self, n_events: int) -> int:
         """Bytes the request body adds around n encoded events."""
         return 0
 
+    @abc.abstractmethod
     def request(self, body: bytes, gzipped: bool = False) -> Request:
-        raise NotImplementedError
+        """The HTTP request (URL, headers with the credentials) that carries a body."""
 
     def classify(self, status: int, headers: Mapping[str, str]) -> Classified:
         return classify_common(status, headers, "")
+
+    # -- what `s2s-bridge check` needs ---------------------------------------------------------
+    def secrets(self) -> list[str]:
+        """Every value that must never be printed or logged: each `SecretStr` of the settings, a
+        password in the URL, and what a subclass derives from them (e.g. an encoded token); a
+        subclass with derived credentials extends this list, never replaces it."""
+        values = (getattr(self.settings, f) for f in type(self.settings).model_fields)
+        found = [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+        password = urlsplit(self.settings.url).password
+        if password:
+            found.append(password)
+        return found
+
+    def auth_probe(self) -> Request | None:
+        """A request that tests the credentials and ingests nothing, or None (`unprobed_because`)
+        when the API has no such endpoint. None by default: a probe that could send an event is
+        worse than no probe."""
+        return None
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

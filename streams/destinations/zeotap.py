@@ -11,11 +11,16 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from streams.config import ZEOTAP_MAX_REQUEST_BYTES, ZeotapDestination
-from streams.destinations.base import Classified, DestinationAPI, Request, Verdict, classify_common
+from pydantic import SecretStr, model_validator
+
+from streams.destinations.base import EMPTY_BATCH, Classified, DestinationAPI, Request, Verdict, classify_common
+from streams.destinations.settings import BatchSettings, DestinationSettings
+from streams.settings import FieldError
+
+ZEOTAP_MAX_REQUEST_BYTES = 20 * 1024 * 1024
 
 # A 400 whose debug text names these is about the request, not a record (the doc's own
 # troubleshooting list: region, eventType, Authorization header): a refusal for the breaker, unless
@@ -26,15 +31,36 @@ _CONFIG_HINTS = re.compile(r"\b(region|eventtype|authori[sz]ation|write[ _]key|w
 _EVENT_INDEX = re.compile(r"\bevents\[\d+\]")
 
 
+class ZeotapSettings(DestinationSettings):
+    type: Literal["zeotap"]
+    write_key: SecretStr
+    region: str
+    mode: Literal["batch", "realtime"] = "batch"
+    batch: BatchSettings = BatchSettings()
+    country_format: Literal["alpha2", "alpha3"] = "alpha3"
+
+    @model_validator(mode="after")
+    def _zeotap_limits(self) -> ZeotapSettings:
+        if self.batch.max_bytes > ZEOTAP_MAX_REQUEST_BYTES:
+            raise FieldError(
+                ("batch", "max_bytes"),
+                f"{self.batch.max_bytes} exceeds Zeotap's 20 MB request limit ({ZEOTAP_MAX_REQUEST_BYTES})",
+            )
+        if not self.write_key.get_secret_value():
+            raise FieldError(("write_key",), "must not be empty")
+        return self
+
+
 def auth_header(write_key: str) -> str:
     return "Basic " + base64.b64encode(f"w_k:{write_key}".encode()).decode("ascii")
 
 
 class Zeotap(DestinationAPI):
     type = "zeotap"
+    settings_model = ZeotapSettings
     max_request_bytes = ZEOTAP_MAX_REQUEST_BYTES
 
-    def __init__(self, name: str, settings: ZeotapDestination) -> None:
+    def __init__(self, name: str, settings: ZeotapSettings) -> None:
         super().__init__(name, settings)
         self.zsettings = settings
         self.batched = settings.mode == "batch"
@@ -72,3 +98,12 @@ class Zeotap(DestinationAPI):
         if status == 400 and _CONFIG_HINTS.search(debug) and not _EVENT_INDEX.search(debug):
             return Classified(Verdict.REFUSED, status, debug)
         return classify_common(status, headers, debug)
+
+    def secrets(self) -> list[str]:
+        # the Basic token is base64 of the key: an error quoting the header would not show the key
+        key = self.zsettings.write_key.get_secret_value()
+        return [*super().secrets(), auth_header(key).removeprefix("Basic ")]
+
+    def auth_probe(self) -> Request:
+        # answered with the credentials verdict (400 "'events' array is empty" once they pass)
+        return self.request(EMPTY_BATCH)

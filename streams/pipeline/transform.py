@@ -1,7 +1,8 @@
 """One route's pipeline: bytes -> decode -> map -> enrich -> consent gate -> encode.
 
-Pure: a writer schema id that is not cached yet raises `SchemaNeeded` (pipelines built by
-`build_pipelines` never ask the registry themselves); the worker fetches it off the event loop and
+Pure: the decoder's schema store and the destination are handed in (`streams.routes.build_pipelines`
+builds them, the registry client too); a writer schema id that is not cached yet raises
+`SchemaNeeded` (the pipeline never asks the registry itself); the worker fetches it off the event loop and
 processes the record again, replay uses `process_blocking`. The worker, replay and the
 ``transform`` dry run all run `RoutePipeline.process`: what the dry run prints is what the worker sends.
 """
@@ -10,21 +11,38 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from streams.codec import DecodeError, Decoder, SchemaNeeded
-from streams.config import BridgeConfig, RouteSettings
-from streams.destinations import DestinationAPI, make_destination
-from streams.destinations.audiohook import MissingRequiredField
-from streams.destinations.base import EVENT_ID
+from streams.config import RouteSettings
+from streams.errors import EventTooLarge, MissingCountry, MissingIdentifier, RecordError
 from streams.pipeline import consent as consent_mod
-from streams.pipeline.country import format_country, resolve_country_values
-from streams.pipeline.identity import IdentityProfile, cached_identifier, identifier
-from streams.pipeline.mapping import _MISSING, Mapping, MappingError, compile_str_getters
-from streams.pipeline.outcome import Filtered, Outcome, Payload, Rejected
+from streams.pipeline.consent import MissingConsent
+from streams.pipeline.country import CountryFormat, format_country, resolve_country_values
+from streams.pipeline.identity import IdentityProfile, PhoneFormat, cached_identifier, identifier
+from streams.pipeline.mapping import _MISSING, Mapping, MappingError, TimestampFormat, compile_str_getters
+from streams.pipeline.outcome import (
+    CONSENT,
+    CONSENT_DENIED,
+    DECODE,
+    EMPTY_VALUE,
+    ENCODE,
+    ENRICH,
+    MISSING_COUNTRY,
+    MISSING_IDENTIFIER,
+    ROUTE,
+    ROUTE_NOT_FORWARDED,
+    TOMBSTONE,
+    TOO_LARGE,
+    UNENCODABLE,
+    Filtered,
+    Outcome,
+    Payload,
+    Rejected,
+)
+from streams.pipeline.sections import EVENT_ID
 
 # deterministic event ids for records without one: same topic/partition/offset -> same id
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c2b1e-3c55-4b7e-9a59-0d7f3e1c9b42")
@@ -34,6 +52,54 @@ def fallback_event_id(topic: str, partition: int, offset: int) -> str:
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{topic}/{partition}/{offset}"))
 
 
+# What the pipeline reads of a destination, as protocols: it names no destination and imports none
+# (`streams.destinations.DestinationAPI` and its settings are what fits them).
+
+
+class IdentityOptions(Protocol):
+    @property
+    def hash(self) -> bool: ...
+    @property
+    def phone_format(self) -> PhoneFormat: ...
+    @property
+    def fold_gmail(self) -> bool: ...
+
+
+class ConsentOptions(Protocol):
+    @property
+    def require(self) -> tuple[str, ...]: ...
+    @property
+    def any_of(self) -> tuple[str, ...]: ...
+    @property
+    def missing(self) -> MissingConsent: ...
+
+
+class DestinationOptions(Protocol):
+    """The settings of a destination the pipeline applies (identifiers, consent, formats)."""
+
+    @property
+    def identity(self) -> IdentityOptions: ...
+    @property
+    def consent(self) -> ConsentOptions: ...
+    @property
+    def country_format(self) -> CountryFormat: ...
+    @property
+    def timestamp_format(self) -> TimestampFormat: ...
+
+
+class EventShape(Protocol):
+    """A destination as the pipeline sees it: its options, its event for the sections, its size limit."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def settings(self) -> DestinationOptions: ...
+    @property
+    def max_request_bytes(self) -> int: ...
+    def envelope_bytes(self, n_events: int) -> int: ...
+    def payload(self, sections: dict[str, dict[str, Any]], nce: bool) -> dict[str, Any]: ...
+
+
 class RoutePipeline:
     """Compiled once per route; `process` runs per record."""
 
@@ -41,7 +107,7 @@ class RoutePipeline:
         self,
         name: str,
         route: RouteSettings,
-        destination: DestinationAPI,
+        destination: EventShape,
         decoder: Decoder | None,
     ) -> None:
         self.name = name
@@ -78,11 +144,11 @@ class RoutePipeline:
         """Full pipeline from the record's bytes."""
         assert self.decoder is not None
         if value is None:  # a tombstone (a key's delete marker) carries no event: filtered, counted
-            return Filtered("decode", "tombstone", "record has no value (tombstone)")
+            return Filtered(DECODE, TOMBSTONE, "record has no value (tombstone)")
         try:
             record = self.decoder.decode(value)
         except DecodeError as exc:
-            return Rejected("decode", exc.reason if value else "empty_value", str(exc), type(exc).__name__)
+            return Rejected(exc.stage, exc.reason if value else EMPTY_VALUE, str(exc), exc.error_class)
         return self.process_record(record, topic, partition, offset)
 
     def process_blocking(self, value: bytes | None, topic: str, partition: int, offset: int) -> Outcome:
@@ -102,7 +168,7 @@ class RoutePipeline:
         try:
             sections = self.mapping.apply(record).sections
         except MappingError as exc:
-            return Rejected("map", "mapping_failed", str(exc), "MappingError", _raw_event_id(record))
+            return Rejected(exc.stage, exc.reason, str(exc), exc.error_class, _raw_event_id(record))
         event = sections.get("event")
         if event is None:
             event = sections["event"] = {}
@@ -112,7 +178,7 @@ class RoutePipeline:
             event[EVENT_ID] = event_id
 
         if not self.route.forward:
-            return Filtered("route", "route_not_forwarded", f"route {self.name} does not forward events", event_id)
+            return Filtered(ROUTE, ROUTE_NOT_FORWARDED, f"route {self.name} does not forward events", event_id)
         if self.nce:
             # no country or identifier is required, but an identifier mapped anyway is never sent raw
             self._identifiers(sections, None)
@@ -123,20 +189,20 @@ class RoutePipeline:
             if self.enforce_consent:
                 why = consent_mod.evaluate(sections.get("consent") or {}, self.policy)
                 if why is not None:
-                    return Filtered("consent", "consent_denied", why, event_id)
+                    return Filtered(CONSENT, CONSENT_DENIED, why, event_id)
 
         try:
             body = orjson.dumps(self.destination.payload(sections, self.nce))
-        except MissingRequiredField as exc:
-            return Rejected("encode", "missing_required_field", str(exc), "MissingRequiredField", event_id)
+        except RecordError as exc:  # the destination's own check of the event (e.g. a required field)
+            return Rejected(exc.stage, exc.reason, str(exc), exc.error_class, event_id)
         except (TypeError, orjson.JSONEncodeError) as exc:
-            return Rejected("encode", "unencodable", str(exc)[:200], type(exc).__name__, event_id)
+            return Rejected(ENCODE, UNENCODABLE, str(exc)[:200], type(exc).__name__, event_id)
         if len(body) > self.max_event_bytes:
             return Rejected(
-                "encode",
-                "too_large",
+                ENCODE,
+                TOO_LARGE,
                 f"event is {len(body)} bytes, over {self.destination.name}'s limit of {self.max_event_bytes}",
-                "EventTooLarge",
+                EventTooLarge.__name__,
                 event_id,
             )
         return Payload(event_id, body)
@@ -146,11 +212,11 @@ class RoutePipeline:
         found = resolve_country_values(country, phone, ip, locale, self.default_country)
         if found is None:
             return Rejected(
-                "enrich",
-                "missing_country",
+                ENRICH,
+                MISSING_COUNTRY,
                 "no country: the record has no usable country field, phone region, IP address or locale, "
                 "and the route sets no default country",
-                "MissingCountry",
+                MissingCountry.__name__,
                 event_id,
             )
         alpha2 = found[0]
@@ -161,10 +227,10 @@ class RoutePipeline:
         present = self._identifiers(sections, alpha2)
         if present == 0 and self._identifier_names:
             return Rejected(
-                "enrich",
-                "missing_identifier",
+                ENRICH,
+                MISSING_IDENTIFIER,
                 "no user identifier: none of " + ", ".join(self._identifier_names) + " has a usable value",
-                "MissingIdentifier",
+                MissingIdentifier.__name__,
                 event_id,
             )
         return None
@@ -206,31 +272,3 @@ class RoutePipeline:
 def _raw_event_id(record: dict[str, Any]) -> str | None:
     v = record.get("event_id", _MISSING)
     return v if isinstance(v, str) else None
-
-
-def build_pipelines(
-    config: BridgeConfig,
-    store: Any = None,
-    routes: Iterable[str] | None = None,
-    destinations: dict[str, DestinationAPI] | None = None,
-) -> dict[str, RoutePipeline]:
-    """Compile the pipelines of the config's routes (all, or those named)."""
-    from streams.codec import SchemaStore, load_schema_file, registry_fetcher
-
-    if store is None:
-        fetch = None
-        sr = config.kafka.schema_registry
-        if sr is not None:
-            fetch = registry_fetcher(sr.url, sr.username, sr.password.get_secret_value() if sr.password else None)
-        store = SchemaStore(fetch, fetch_on_miss=False)
-        store.add_files(config.base_dir / p if not p.is_absolute() else p for p in config.schema_paths)
-        for r in config.routes.values():
-            store.add(load_schema_file(config.schema_path(r)))
-    if destinations is None:
-        destinations = {n: make_destination(n, s) for n, s in config.destinations.items()}
-    out: dict[str, RoutePipeline] = {}
-    for name in routes or config.routes:
-        route = config.routes[name]
-        decoder = Decoder(load_schema_file(config.schema_path(route)), route.framing, store)
-        out[name] = RoutePipeline(name, route, destinations[route.destination], decoder)
-    return out

@@ -11,14 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.config import (
-    ZEOTAP_MAX_REQUEST_BYTES,
-    BridgeConfig,
-    ConfigError,
-    ZeotapDestination,
-    load_config,
-    substitute_env,
-)
+from streams.config import BridgeConfig, ConfigError, load_config, substitute_env
+from streams.destinations.zeotap import ZEOTAP_MAX_REQUEST_BYTES, ZeotapSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "bridge.yaml"
@@ -70,7 +64,7 @@ def test_example_config_loads_with_a_route_per_schema() -> None:
     assert sorted(cfg.routes) == events
     assert set(cfg.destinations) == {"zeotap"}
     dest = cfg.destinations["zeotap"]
-    assert isinstance(dest, ZeotapDestination)
+    assert isinstance(dest, ZeotapSettings)
     assert dest.write_key.get_secret_value() == WRITE_KEY
     assert dest.region == "EU"
     for name, route in cfg.routes.items():
@@ -91,7 +85,7 @@ def test_example_config_reads_os_environ_when_env_not_given(monkeypatch: pytest.
     monkeypatch.setenv("ZEOTAP_REGION", "US")
     cfg = load_config(EXAMPLE)
     dest = cfg.destinations["zeotap"]
-    assert isinstance(dest, ZeotapDestination)
+    assert isinstance(dest, ZeotapSettings)
     assert dest.write_key.get_secret_value() == "from-os-environ"
     assert dest.region == "US"
 
@@ -154,7 +148,7 @@ def test_substitute_env(node: Any, env: dict[str, str], expected: Any) -> None:
 def test_env_value_is_taken_verbatim_as_secret(value: str) -> None:
     cfg = load_config(EXAMPLE, env={"ZEOTAP_WRITE_KEY": value})
     dest = cfg.destinations["zeotap"]
-    assert isinstance(dest, ZeotapDestination)
+    assert isinstance(dest, ZeotapSettings)
     assert dest.write_key.get_secret_value() == value
 
 

@@ -13,12 +13,12 @@ import httpx
 import orjson
 import pytest
 
-from streams.config import ActivationDestination, AudiohookDestination, ZeotapDestination
 from streams.destinations import Verdict, make_destination
-from streams.destinations.activation import Activation
-from streams.destinations.audiohook import Audiohook, MissingRequiredField
+from streams.destinations.activation import Activation, ActivationSettings
+from streams.destinations.audiohook import Audiohook, AudiohookSettings
 from streams.destinations.base import retry_after_seconds
-from streams.destinations.zeotap import Zeotap, auth_header
+from streams.destinations.zeotap import Zeotap, ZeotapSettings, auth_header
+from streams.errors import MissingRequiredField
 
 DOC_WRITE_KEY = "fc3ab803-5762-44d3-88d3-7fbc94bca074"
 DOC_AUTH = "Basic d19rOmZjM2FiODAzLTU3NjItNDRkMy04OGQzLTdmYmM5NGJjYTA3NA=="
@@ -32,7 +32,7 @@ def _zeotap(**kw: Any) -> Zeotap:
         "region": "EU",
     }
     settings.update(kw)
-    dest = make_destination("zeotap", ZeotapDestination(**settings))
+    dest = make_destination("zeotap", ZeotapSettings(**settings))
     assert isinstance(dest, Zeotap)
     return dest
 
@@ -209,7 +209,7 @@ def test_retry_after_without_header() -> None:
 
 
 def _audiohook() -> Audiohook:
-    dest = make_destination("ah", AudiohookDestination(type="audiohook", url="https://listen.audiohook.com", pixel_id="px-1"))
+    dest = make_destination("ah", AudiohookSettings(type="audiohook", url="https://listen.audiohook.com", pixel_id="px-1"))
     assert isinstance(dest, Audiohook)
     return dest
 
@@ -217,7 +217,7 @@ def _audiohook() -> Audiohook:
 def _activation() -> Activation:
     dest = make_destination(
         "act",
-        ActivationDestination(type="activation", url="https://api.example.com/v1/", api_key="secret-api-key"),
+        ActivationSettings(type="activation", url="https://api.example.com/v1/", api_key="secret-api-key"),
     )
     assert isinstance(dest, Activation)
     return dest

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 from streams.cli import app
 from streams.config import BridgeConfig, load_config
 from streams.deadletter import H_EXC_CLASS, H_STAGE, DeadLetter
+from streams.destinations.base import EMPTY_BATCH
 from streams.metrics import Metrics
 from streams.ops import (
-    PROBE_BODY,
     Check,
     CheckReport,
     DeadLetterCounts,
@@ -41,9 +41,9 @@ from streams.ops import (
     probe_auth,
     render_check,
     render_status,
-    safe_url,
     scrape_metrics,
 )
+from streams.urls import safe_url
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "bridge.yaml"
@@ -229,7 +229,7 @@ def test_zeotap_probe_sends_an_empty_batch_with_the_write_key(tmp_path: Path) ->
     result, reqs = _probe(tmp_path, "zeotap", 204)
     assert result.status == "ok" and result.http_status == 204
     (req,) = reqs
-    assert req.method == "POST" and req.content == PROBE_BODY == b'{"events":[]}'
+    assert req.method == "POST" and req.content == EMPTY_BATCH == b'{"events":[]}'
     assert json.loads(req.content) == {"events": []}  # no event: nothing can be ingested
     assert req.headers["authorization"] == "Basic " + base64.b64encode(f"w_k:{WRITE_KEY}".encode()).decode()
     assert req.url.params["eventType"] == "s2s"
@@ -257,7 +257,7 @@ def test_zeotap_probe_verdicts(tmp_path: Path, status: int, debug: str, expected
 def test_activation_probe_verdicts(tmp_path: Path) -> None:
     bad, reqs = _probe(tmp_path, "activation", 401, body={"error": "unauthorized", "message": "invalid credentials"})
     assert bad.status == "fail" and "credentials rejected" in bad.detail and "invalid credentials" in bad.detail
-    assert reqs[0].headers["authorization"] == f"Bearer {API_KEY}" and reqs[0].content == PROBE_BODY
+    assert reqs[0].headers["authorization"] == f"Bearer {API_KEY}" and reqs[0].content == EMPTY_BATCH
     refused = {"error": "invalid_payload", "message": "'events' must be a non-empty array"}
     good, _ = _probe(tmp_path, "activation", 400, body=refused)
     assert good.status == "ok"

@@ -11,7 +11,8 @@ import yaml
 
 from streams.app import Bridge
 from streams.config import ConfigError, load_config
-from streams.ops import Scrubber, safe_url
+from streams.ops import Scrubber
+from streams.urls import safe_url
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bridge.yaml"
 SECRET = "s3cr3t-T0ken"
