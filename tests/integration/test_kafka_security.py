@@ -27,8 +27,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from streams.config import KafkaSettings, WorkerSettings
-from streams.dev.broker import KafkaSecurity, LocalKafka, generate_tls_files
 from streams.dev.emulator import Emulator, EmulatorConfig
+from streams.dev.kafka import KafkaSecurity, LocalKafka, generate_tls_files
 from streams.dev.samples import SampleFactory
 from streams.kafka import KafkaUnavailable, confluent_conf, connect_admin, faust_credentials
 from streams.oauth import OAuthTokenError
@@ -178,23 +178,61 @@ async def test_confluent_and_faust_clients_authenticate(secure_kafka, token_endp
     assert secret not in caplog.text
 
 
+class Logs(logging.Handler):
+    """librdkafka's log lines (the `logger` config): the reason a connection was dropped is only there."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.logger = logging.getLogger(f"rdkafka-{uuid.uuid4().hex[:6]}")
+        self.logger.addHandler(self)
+        self.logger.setLevel(logging.DEBUG)
+        self.logger.propagate = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def refused(conf: dict[str, Any]) -> tuple[KafkaError, str]:
+    """`list_topics` must fail: librdkafka's error and what its error callback and log said why."""
+    errors, logs = Errors(), Logs()
+    admin = AdminClient({**conf, "error_cb": errors, "logger": logs.logger})
+    with pytest.raises(KafkaException) as info:
+        admin.list_topics(timeout=5)
+    admin.poll(0.5)  # serves the error and log callbacks
+    return info.value.args[0], errors.text() + "\n" + "\n".join(logs.lines)
+
+
 def test_the_broker_really_requires_authentication(secure_kafka):
-    """The listeners are not open: no SASL -> no metadata; TLS listener without a client certificate -> refused."""
+    """The listeners are not open, and it is the missing credentials that close them (not a timeout or
+    an unreachable port): the same client with the credentials added gets the metadata."""
     assert secure_kafka.tls is not None
-    for conf in (
-        {
-            "bootstrap.servers": secure_kafka.sasl_ssl_bootstrap,
-            "security.protocol": "ssl",
-            "ssl.ca.location": str(secure_kafka.tls.ca_cert),
-        },
-        {
-            "bootstrap.servers": secure_kafka.ssl_bootstrap,
-            "security.protocol": "ssl",
-            "ssl.ca.location": str(secure_kafka.tls.ca_cert),
-        },
-    ):
-        with pytest.raises(KafkaException):
-            AdminClient(conf).list_topics(timeout=2)
+    tls = {"security.protocol": "ssl", "ssl.ca.location": str(secure_kafka.tls.ca_cert)}
+    sasl = {"security.protocol": "sasl_ssl", "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": USER}
+    client_cert = {
+        "ssl.certificate.location": str(secure_kafka.tls.client_cert),
+        "ssl.key.location": str(secure_kafka.tls.client_key),
+    }
+
+    # SASL_SSL listener, TLS without SASL: the broker closes a connection that skips the SASL handshake
+    no_sasl = {**tls, "bootstrap.servers": secure_kafka.sasl_ssl_bootstrap}
+    err, why = refused(no_sasl)
+    assert err.code() == KafkaError._TRANSPORT, err
+    assert "SSL connection closed by peer" in why and "Connection refused" not in why, why
+    # ... SASL with a wrong password: the broker's authentication says no
+    err, why = refused({**no_sasl, **sasl, "sasl.password": "Wr0ng-" + uuid.uuid4().hex[:12]})
+    assert err.code() == KafkaError._TRANSPORT, err
+    assert "SASL authentication error: Authentication failed" in why, why
+    # ... the right password: in
+    assert AdminClient({**no_sasl, **sasl, "sasl.password": PASSWORD}).list_topics(timeout=15).brokers
+
+    # SSL listener without a client certificate: the broker refuses the TLS handshake
+    no_cert = {**tls, "bootstrap.servers": secure_kafka.ssl_bootstrap}
+    err, why = refused(no_cert)
+    assert err.code() == KafkaError._TRANSPORT, err
+    assert "alert bad certificate" in why, why
+    # ... with the client certificate: in
+    assert AdminClient({**no_cert, **client_cert}).list_topics(timeout=15).brokers
 
 
 # --------------------------------------------------------------------------- negative: wrong password, wrong CA
