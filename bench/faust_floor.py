@@ -20,14 +20,14 @@ import faust
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.dev.broker import get_broker
+from streams.dev.kafka import get_broker
 
 
 def measure_batch(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
     """The batch engine's consuming path with no work: consume(1000), offset ledger, commits."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from streams.consumer import OffsetLedger
+    from streams.engines.ledger import OffsetLedger
 
     c = Consumer(
         {

@@ -1,39 +1,32 @@
-"""The `Bridge`: consumed records -> route pipeline -> sinks -> settle (dead letters, acks), for
-either engine; and the Faust engine's app (`build_app`), whose agents hand each route's records to it.
+"""The `Bridge`: consumed records -> route pipeline -> sinks -> settle (dead letters), for either engine.
 
 Wiring only: the per-record work is `streams.pipeline`, sending is `streams.delivery`, dead
-letters are `streams.deadletter`, the batch engine is `streams.consumer`. Each record ends
-delivered, filtered or dead-lettered, and is acked (so its offset may be committed) only after
-that outcome is durable. Faust events come from `Stream.noack_take`, never `take`, which would ack
-them even when delivery fails.
+letters are `streams.deadletter`; consuming, acking and committing are the engines'
+(`streams.engines`). Each record ends delivered, filtered or dead-lettered, and the engine hears
+that a batch is settled (so its offsets may be committed) only once every outcome is durable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol
-
-import faust
-from faust.types import EventT
 
 from streams.codec import DecodeError, SchemaNeeded, SchemaRegistryUnavailable
 from streams.config import BridgeConfig
 from streams.deadletter import DEAD_LETTER_HEADROOM, DeadLetter, DeadLetterFailed, DeadLetterProducer, ReadOnce, read_headers
 from streams.delivery.sink import Abandoned, DestinationMisconfigured, Failed, Lease, Sink
 from streams.destinations import make_destination
-from streams.kafka import confluent_conf, connect_admin, faust_credentials, max_message_bytes
-from streams.ledger import PartitionLedger
+from streams.engines.report import REGISTRY, ConsumingReport
+from streams.kafka import confluent_conf, connect_admin, max_message_bytes
 from streams.metrics import METRICS
-from streams.ops import safe_url
 from streams.pipeline.outcome import Filtered, Payload, Rejected
-from streams.pipeline.transform import RoutePipeline, build_pipelines
+from streams.pipeline.transform import RoutePipeline
 from streams.replay import replay_count_of
+from streams.routes import build_pipelines
+from streams.urls import safe_url
 
 log = logging.getLogger("streams.worker")
 
@@ -54,37 +47,6 @@ class Record(Protocol):
     def value(self) -> bytes | None: ...
     def headers(self) -> Any: ...
     def timestamp(self) -> tuple[int, int]: ...
-
-
-class FaustRecord:
-    """A Faust message seen through the `Record` interface."""
-
-    __slots__ = ("_m",)
-
-    def __init__(self, message: Any) -> None:
-        self._m = message
-
-    def topic(self) -> str:
-        return str(self._m.topic)
-
-    def partition(self) -> int:
-        return int(self._m.partition)
-
-    def offset(self) -> int:
-        return int(self._m.offset)
-
-    def key(self) -> bytes | None:
-        return self._m.key
-
-    def value(self) -> bytes | None:
-        return self._m.value
-
-    def headers(self) -> Any:
-        return self._m.headers
-
-    def timestamp(self) -> tuple[int, int]:
-        ts = self._m.timestamp
-        return (1, int(ts * 1000)) if ts else (0, -1)
 
 
 class Capacity:
@@ -127,9 +89,8 @@ class Bridge:
         self.fatal: BaseException | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.settled = 0
-        self.app: Any = None  # the Faust app, once built
-        # acks strictly in offset order per partition (see streams.ledger)
-        self.ledger = PartitionLedger(lambda: getattr(self.app, "consumer_generation_id", None))
+        # the one writer of the consuming state (paused routes, lag), shared with the engine
+        self.report = ConsumingReport()
 
     async def start(self) -> None:
         """Connect to Kafka (fails with KafkaUnavailable naming the reason: unreachable, TLS,
@@ -217,11 +178,6 @@ class Bridge:
 
     # ------------------------------------------------------------------ per batch of events
 
-    async def handle(self, route: str, events: Sequence[EventT]) -> None:
-        """Faust engine: run the pipeline over a batch of events and settle them in the background."""
-        self.ledger.track(events)
-        await self.process_batch(route, [FaustRecord(ev.message) for ev in events], lambda: self.ledger.settle(events))
-
     async def process_batch(
         self,
         route: str,
@@ -273,7 +229,7 @@ class Bridge:
     async def _process(self, pipeline: RoutePipeline, m: Any) -> Any:
         """One record through the pipeline. A writer schema that is not cached yet is fetched off the
         event loop, then the record is processed again; while the registry cannot answer, the route
-        waits (backoff 0.5 s doubling to 30 s, `paused` gauge, a log line) and the loop serves the rest.
+        waits (backoff 0.5 s doubling to 30 s, reported paused, a log line) and the loop serves the rest.
         An id the registry refuses (404) comes back from the pipeline as the record's rejection."""
         backoff = 0.0
         while True:
@@ -284,7 +240,7 @@ class Bridge:
                 failed = await self._fetch_schema(pipeline, exc.schema_id) if isinstance(exc, SchemaNeeded) else str(exc)
                 if failed is not None:
                     if not backoff:
-                        METRICS.paused.labels(pipeline.name).set(1)
+                        self.report.paused(pipeline.name, REGISTRY, True)
                     backoff = min(backoff * 2, REGISTRY_BACKOFF_S[1]) if backoff else REGISTRY_BACKOFF_S[0]
                     log.warning("route %s paused: %s; looking the schema up again in %.1fs", pipeline.name, failed, backoff)
                     await asyncio.sleep(backoff)
@@ -293,7 +249,7 @@ class Bridge:
                 log.exception("route %s: unexpected error at %s/%d/%d", pipeline.name, m.topic(), m.partition(), m.offset())
                 out = Rejected("internal", "unexpected_error", f"{type(exc).__name__} in the pipeline", type(exc).__name__)
             if backoff:
-                METRICS.paused.labels(pipeline.name).set(0)
+                self.report.paused(pipeline.name, REGISTRY, False)
                 log.info("route %s resumed: the schema registry answered", pipeline.name)
             return out
 
@@ -423,65 +379,4 @@ class Bridge:
         return not left
 
 
-def build_app(config: BridgeConfig, bridge: Bridge, *, web_port: int | None = None) -> faust.App:
-    k = config.kafka
-    web_port = config.metrics.port if web_port is None else web_port
-    app = faust.App(
-        k.group_id,
-        broker=[f"kafka://{s.strip()}" for s in k.bootstrap_servers.split(",")],
-        broker_credentials=faust_credentials(k),
-        broker_client_id=k.client_id,
-        broker_commit_interval=k.commit_interval_s,
-        broker_session_timeout=k.session_timeout_s,
-        broker_heartbeat_interval=k.heartbeat_interval_s,
-        consumer_auto_offset_reset=k.auto_offset_reset,
-        key_serializer="raw",
-        value_serializer="raw",
-        topic_partitions=k.topic_partitions,
-        topic_replication_factor=k.replication_factor,
-        topic_allow_declare=k.create_topics,
-        topic_disable_leader=True,
-        stream_wait_empty=False,  # our own drain handles shutdown with a bounded grace period
-        stream_buffer_maxsize=2048,
-        web_enabled=web_port > 0,
-        web_port=web_port or 6066,
-        web_bind=config.metrics.host,
-        web_host=config.metrics.host,
-        store="memory://",
-        # Faust creates its data directory (one level: mkdir without parents) even with the memory
-        # store; the working directory is read-only in the shipped image (readOnlyRootFilesystem),
-        # /tmp is an emptyDir
-        datadir=str(Path(tempfile.gettempdir()) / ("s2s-bridge-faust-" + re.sub(r"[^A-Za-z0-9._-]", "_", k.group_id))),
-        table_cleanup_interval=3600,
-    )
-    bridge.app = app
-    take_max = max(1, min(1000, max(a.settings.batch.max_events for a in bridge.apis.values())))
-
-    for name, route in config.routes.items():
-        topic = app.topic(route.topic, key_serializer="raw", value_serializer="raw", partitions=k.topic_partitions)
-        pipeline = bridge.pipelines[name]
-        # the sink lingers to fill requests; the take only gathers what the fetch already brought,
-        # so a record does not wait for two lingers
-        within = min(0.05, max(0.005, pipeline.destination.settings.batch.linger_ms / 1000.0))
-
-        def make_agent(route_name: str, within_s: float) -> Any:
-            async def consume(stream: faust.StreamT) -> None:
-                async for events in stream.noack_take(take_max, within=within_s):  # type: ignore[attr-defined]
-                    await bridge.handle(route_name, events)
-
-            consume.__name__ = f"route_{route_name}"
-            return consume
-
-        app.agent(topic, name=f"s2s.route.{name}")(make_agent(name, within))
-
-    return app
-
-
-def run_worker(config: BridgeConfig) -> int:
-    """Run until SIGTERM/SIGINT or a fatal error; return the process exit code."""
-    from streams.worker import Worker
-
-    return Worker(config).run()
-
-
-__all__ = ["Bridge", "build_app", "run_worker"]
+__all__ = ["Bridge"]

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-import streams.consumer as consumer_mod
+import streams.engines.batch as batch_mod
+import streams.engines.ledger as ledger_mod
 from streams.config import BridgeConfig, load_config
 from tests.integration.harness import EXAMPLE
 
@@ -122,17 +123,17 @@ def config() -> BridgeConfig:
     )
 
 
-def engine(config: BridgeConfig, monkeypatch: pytest.MonkeyPatch) -> tuple[consumer_mod.BatchConsumer, FakeConsumer, Bridge]:
-    monkeypatch.setattr(consumer_mod, "Consumer", FakeConsumer)
+def engine(config: BridgeConfig, monkeypatch: pytest.MonkeyPatch) -> tuple[batch_mod.BatchConsumer, FakeConsumer, Bridge]:
+    monkeypatch.setattr(batch_mod, "Consumer", FakeConsumer)
     loop = asyncio.new_event_loop()
     bridge = Bridge()
-    bc = consumer_mod.BatchConsumer(config, bridge, loop)
+    bc = batch_mod.BatchConsumer(config, bridge, loop)
     bc.consumer.subscribe([TOPIC], on_assign=bc._on_assign, on_revoke=bc._on_revoke, on_lost=bc._on_lost)
     bc.consumer.owner = bc
     return bc, bc.consumer, bridge  # type: ignore[return-value]
 
 
-def run_once(bc: consumer_mod.BatchConsumer) -> None:
+def run_once(bc: batch_mod.BatchConsumer) -> None:
     """One turn of the consuming thread: consume, dispatch, let the event loop settle, commit."""
     msgs = bc._consume()
     if msgs:
@@ -227,12 +228,12 @@ def test_commit_never_sends_a_partition_outside_the_assignment(config, monkeypat
 
 
 def test_the_ledger_refuses_a_partition_outside_the_assignment():
-    ledger = consumer_mod.OffsetLedger()
-    with pytest.raises(consumer_mod.PartitionNotOwned):
+    ledger = ledger_mod.OffsetLedger()
+    with pytest.raises(ledger_mod.PartitionNotOwned):
         ledger.open((TOPIC, 0), 10, 1)
     ledger.assign([(TOPIC, 0)])
     ledger.settle([ledger.open((TOPIC, 0), 10, 1)])
     ledger.drop([(TOPIC, 0)])
-    with pytest.raises(consumer_mod.PartitionNotOwned):
+    with pytest.raises(ledger_mod.PartitionNotOwned):
         ledger.open((TOPIC, 0), 20, 1)
     assert ledger.commit_points() == {}

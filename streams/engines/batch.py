@@ -5,16 +5,18 @@ docs/performance.md), more than the whole transform. This engine consumes with
 `Consumer.consume(n)` on a thread of its own and gives the event loop one call per batch; the rest
 of the bridge (pipeline, sinks, dead letters) is the same code the Faust engine runs.
 
-Offsets are committed by this module, never automatically: an `OffsetLedger` keeps, per partition,
-the consumed records as chunks in offset order, and the commit point of a partition only moves
-past a chunk once every record of it (and of every chunk before it) is settled: delivered,
-filtered or dead-lettered. When partitions are revoked in a rebalance, the consumer waits (up to
-`worker.rebalance_wait_s`) for their in-flight records to settle and commits them before letting
-go, so a scale-out does not re-deliver what was already on its way.
+Offsets are committed by this module, never automatically: the offset ledger
+(streams.engines.ledger) keeps, per partition, the consumed records as chunks in offset order, and
+the commit point of a partition only moves past a chunk once every record of it (and of every
+chunk before it) is settled: delivered, filtered or dead-lettered. When partitions are revoked in a
+rebalance, the consumer waits (up to `worker.rebalance_wait_s`) for their in-flight records to
+settle and commits them before letting go, so a scale-out does not re-deliver what was already on
+its way.
 
 Back-pressure: each route holds at most `worker.max_in_flight_events` records between consumption
 and settlement; a route over its limit has its topics' partitions paused (the consumer keeps
-polling, so it stays in the group however long a destination outage lasts).
+polling, so it stays in the group however long a destination outage lasts), reported as the
+route's back-pressure pause.
 """
 
 from __future__ import annotations
@@ -24,129 +26,30 @@ import contextlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams.config import BridgeConfig
+from streams.engines.ledger import TP, Handle, OffsetLedger, Partition
+from streams.engines.report import BACKPRESSURE, ConsumingReport
 from streams.kafka import confluent_conf
-from streams.metrics import METRICS
 
+# the batch engine's log lines keep the logger name they always had (operators filter on it)
 log = logging.getLogger("streams.consumer")
-
-TP = tuple[str, int]
-
-
-class _Chunk:
-    """Consecutive records of one partition consumed in one batch, settled together."""
-
-    __slots__ = ("next_offset", "pending")
-
-    def __init__(self, next_offset: int, pending: int) -> None:
-        self.next_offset = next_offset  # the offset to commit once this chunk and all before it are settled
-        self.pending = pending  # routes that still have to settle it
-
-
-class _Partition:
-    __slots__ = ("chunks", "committable", "committed", "revoked")
-
-    def __init__(self) -> None:
-        self.chunks: deque[_Chunk] = deque()
-        self.committable: int | None = None
-        self.committed: int | None = None
-        # set when the partition leaves this worker: its events still waiting in a sink are not
-        # sent (the sink reads this as the events' lease)
-        self.revoked = False
-
-
-class PartitionNotOwned(RuntimeError):
-    """A record of a partition outside the current assignment reached the ledger (a bug: never commit it)."""
-
-
-class OffsetLedger:
-    """Per partition: what may be committed. Only the settled prefix of the consumed offsets counts.
-
-    `open` is called by the consuming thread, `settle` by the event loop; a lock keeps the two
-    apart (both are per chunk, not per record). Only partitions of the current assignment
-    (`assign`ed and not `drop`ped since) have state: `open` refuses any other partition, so nothing
-    is ever offered for commit on a partition this member does not own. A revoked partition's state
-    is dropped: chunks of it that settle later change nothing that can be committed.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._parts: dict[TP, _Partition] = {}
-
-    def assign(self, tps: Sequence[TP]) -> None:
-        """These partitions are ours now: each starts empty (its fetch starts from the committed offset)."""
-        with self._lock:
-            for tp in tps:
-                self._parts[tp] = _Partition()
-
-    def owns(self, tp: TP) -> bool:
-        with self._lock:
-            return tp in self._parts
-
-    def open(self, tp: TP, next_offset: int, pending: int) -> tuple[_Partition, _Chunk]:
-        chunk = _Chunk(next_offset, pending)
-        with self._lock:
-            part = self._parts.get(tp)
-            if part is None:
-                raise PartitionNotOwned(f"{tp[0]}[{tp[1]}] is not assigned to this member: its records must not be tracked")
-            part.chunks.append(chunk)
-        return part, chunk
-
-    def settle(self, handles: Sequence[tuple[_Partition, _Chunk]]) -> None:
-        with self._lock:
-            for part, chunk in handles:
-                chunk.pending -= 1
-                chunks = part.chunks
-                while chunks and chunks[0].pending <= 0:
-                    part.committable = chunks.popleft().next_offset
-
-    def pending(self, tps: Sequence[TP]) -> int:
-        """Chunks of these partitions not settled yet."""
-        with self._lock:
-            return sum(len(p.chunks) for tp in tps if (p := self._parts.get(tp)) is not None)
-
-    def commit_points(self, tps: Sequence[TP] | None = None) -> dict[TP, int]:
-        """Partitions whose settled prefix moved past their last commit, with the offset to commit."""
-        with self._lock:
-            items = self._parts.items() if tps is None else [(tp, self._parts[tp]) for tp in tps if tp in self._parts]
-            return {
-                tp: p.committable
-                for tp, p in items
-                if p.committable is not None and (p.committed is None or p.committable > p.committed)
-            }
-
-    def committed(self, points: dict[TP, int]) -> None:
-        with self._lock:
-            for tp, offset in points.items():
-                p = self._parts.get(tp)
-                if p is not None and (p.committed is None or offset > p.committed):
-                    p.committed = offset
-
-    def last_committed(self, tp: TP) -> int | None:
-        p = self._parts.get(tp)
-        return None if p is None else p.committed
-
-    def drop(self, tps: Sequence[TP]) -> None:
-        with self._lock:
-            for tp in tps:
-                part = self._parts.pop(tp, None)
-                if part is not None:
-                    part.revoked = True
 
 
 class BatchConsumer:
     """Consumes every route's topic on its own thread and hands batches to `bridge.process_batch`."""
 
-    def __init__(self, config: BridgeConfig, bridge: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, config: BridgeConfig, bridge: Any, loop: asyncio.AbstractEventLoop, report: ConsumingReport | None = None
+    ) -> None:
         self.config = config
         self.bridge = bridge
         self.loop = loop
+        self.report = report or ConsumingReport()
         k = config.kafka
         w = config.worker
         self.batch_size = w.batch_size
@@ -193,7 +96,7 @@ class BatchConsumer:
 
     # ------------------------------------------------------------------ lifecycle (event loop side)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self.consumer.subscribe(
             sorted(self.routes_of), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -208,6 +111,11 @@ class BatchConsumer:
         self._stop_fetching.set()
         self._closing = True
         await asyncio.to_thread(self._stopped.wait)
+
+    @property
+    def stopped(self) -> bool:
+        """The consuming thread ended (on its own only with an `error`)."""
+        return self.error is not None or self._stopped.is_set()
 
     # ------------------------------------------------------------------ the consuming thread
 
@@ -305,7 +213,7 @@ class BatchConsumer:
 
     def _dispatch(self, msgs: list[Message]) -> None:
         by_route: dict[str, list[Message]] = {}
-        chunks: dict[str, list[tuple[_Partition, _Chunk]]] = {}
+        chunks: dict[str, list[Handle]] = {}
         next_offsets: dict[TP, int] = {}  # per partition: the offset after its last record here
         for m in msgs:
             err = m.error()
@@ -320,7 +228,7 @@ class BatchConsumer:
             next_offsets[(topic, m.partition() or 0)] = m.offset() + 1  # type: ignore[operator]
             for route in self.routes_of.get(topic, ()):
                 by_route.setdefault(route, []).append(m)
-        leases: dict[TP, _Partition] = {}
+        leases: dict[TP, Partition] = {}
         for tp, next_offset in next_offsets.items():
             routes = self.routes_of.get(tp[0], ())
             handle = self.ledger.open(tp, next_offset, len(routes))
@@ -333,9 +241,7 @@ class BatchConsumer:
             handles = chunks[route]
             self.loop.call_soon_threadsafe(self._submit, route, records, handles, leases)
 
-    def _submit(
-        self, route: str, records: list[Message], handles: list[tuple[_Partition, _Chunk]], leases: dict[TP, _Partition]
-    ) -> None:
+    def _submit(self, route: str, records: list[Message], handles: list[Handle], leases: dict[TP, Partition]) -> None:
         """On the event loop: start processing one route's share of a batch."""
         n = len(records)
 
@@ -352,7 +258,7 @@ class BatchConsumer:
         over = {r for r, n in self.held.items() if n >= self.limit}
         if over != self._over:
             for route in over ^ self._over:
-                METRICS.paused.labels(route).set(1 if route in over else 0)
+                self.report.paused(route, BACKPRESSURE, route in over)
             self._over = over
         want_paused = {tp for tp in self.assignment if any(r in over for r in self.routes_of.get(tp[0], ()))}
         self._pause(want_paused - self.paused)
@@ -386,9 +292,7 @@ class BatchConsumer:
                 _, high = self.consumer.get_watermark_offsets(TopicPartition(t, p), cached=True)
             except KafkaException:
                 continue
-            done = self.ledger.last_committed((t, p))
-            if high is not None and high >= 0 and done is not None:
-                METRICS.lag.labels(t, str(p)).set(max(0, high - done))
+            self.report.lag(t, p, high, self.ledger.last_committed((t, p)))
 
     # ------------------------------------------------------------------ rebalance callbacks (consuming thread)
 
@@ -429,9 +333,7 @@ class BatchConsumer:
         self.ledger.drop(tps)
         self.assignment -= set(tps)
         self.paused -= set(tps)
-        for t, p in tps:  # another member reports these now
-            with contextlib.suppress(KeyError):
-                METRICS.lag.remove(t, str(p))
+        self.report.forget(tps)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(tp.topic, tp.partition) for tp in partitions]
