@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
 import uuid
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.codec import encode_plain, load_schema_file, parse
@@ -110,12 +109,16 @@ def make_config(
 def create_topics(
     bootstrap: str, topics: Iterable[str], partitions: int = PARTITIONS, config: dict[str, str] | None = None
 ) -> None:
-    """Create topics (existing ones are left alone); `config` are topic configs, e.g. max.message.bytes."""
+    """Create topics (existing ones are left alone); `config` are topic configs, e.g. max.message.bytes.
+    Any other failure (a bad config, the broker unreachable) fails the test here, not later."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futs = admin.create_topics([NewTopic(t, partitions, 1, config=dict(config or {})) for t in topics])
     for f in futs.values():
-        with contextlib.suppress(Exception):
+        try:
             f.result(30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
 
 
 def produce(bootstrap: str, topic: str, values: Iterable[tuple[bytes | None, bytes | None]], headers: Any = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import socket
 from collections.abc import Iterator
@@ -248,9 +249,10 @@ async def test_status_reads_paused_from_the_worker_metrics(kafka_bootstrap, emul
     cfg, _ = _config(tmp_path, kafka_bootstrap, emulator, zeotap=retry, worker={"max_in_flight_events": 10})
     route = cfg.routes[ROUTE]
     create_topics(kafka_bootstrap, [route.topic, route.dlt])
-    f = SampleFactory(42)
-    produce(kafka_bootstrap, route.topic, encoded(cfg.schema_path(route), [f.record(ROUTE) for _ in range(20)]))
     emulator.admin.set_faults("zeotap", outage_for_seconds=120)
+    # the registry is process-wide: start from no sample for the route, whatever earlier tests left
+    with contextlib.suppress(KeyError):
+        METRICS.paused.remove(ROUTE)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -258,15 +260,22 @@ async def test_status_reads_paused_from_the_worker_metrics(kafka_bootstrap, emul
     worker = Worker(cfg, web_port=port, install_signals=False)
     task = asyncio.ensure_future(worker.main())
     try:
-        report = None
+        for _ in range(120):
+            if worker.ready:
+                break
+            await asyncio.sleep(0.25)
+        # nothing to hold yet: the worker reports the route running
+        report = await asyncio.to_thread(gather_status, cfg, metrics_urls=[url], max_scan=0)
+        assert report.metrics[0].error is None
+        assert report.routes[0].paused.text == "no", report.routes[0].paused
+
+        f = SampleFactory(42)
+        produce(kafka_bootstrap, route.topic, encoded(cfg.schema_path(route), [f.record(ROUTE) for _ in range(20)]))
         for _ in range(120):
             await asyncio.sleep(0.5)
-            if not worker.ready:
-                continue
             report = await asyncio.to_thread(gather_status, cfg, metrics_urls=[url], max_scan=0)
             if report.routes[0].paused.paused_on:
                 break
-        assert report is not None
         paused = report.routes[0].paused
         assert paused.known and paused.paused_on == [f"{url}/metrics"], paused
         assert paused.text == "PAUSED (1/1 workers)"
@@ -282,4 +291,5 @@ async def test_status_reads_paused_from_the_worker_metrics(kafka_bootstrap, emul
     finally:
         worker.request_stop()
         await asyncio.wait_for(task, 60)
-        METRICS.paused.labels(ROUTE).set(0)  # the registry is process-wide
+        with contextlib.suppress(KeyError):  # leave no state to the next test
+            METRICS.paused.remove(ROUTE)

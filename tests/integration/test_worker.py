@@ -12,7 +12,7 @@ from streams.deadletter import H_DEBUG, H_EXC_CLASS, H_OFFSET, H_PARTITION, H_RE
 from streams.dev.emulator import Emulator, EmulatorConfig
 from streams.dev.samples import EVENTS, SampleFactory
 from streams.pipeline.outcome import Payload, Rejected
-from streams.pipeline.transform import build_pipelines
+from streams.routes import build_pipelines
 from tests.integration import harness
 from tests.integration.harness import (
     API_KEY,
@@ -282,8 +282,14 @@ async def test_one_destination_outage_does_not_stop_another(kafka_bootstrap, emu
 
 
 async def test_metrics_and_health_endpoints(kafka_bootstrap, emulator, tmp_path):
-    import httpx
+    import asyncio
+    import socket
 
+    import httpx
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streams.metrics import METRICS
     from streams.worker import Worker
 
     cfg, _ = make_config(tmp_path, kafka_bootstrap, emulator.base_url)
@@ -291,12 +297,27 @@ async def test_metrics_and_health_endpoints(kafka_bootstrap, emulator, tmp_path)
     create_topics(kafka_bootstrap, [route.topic, route.dlt])
     f = SampleFactory(18)
     produce(kafka_bootstrap, route.topic, encoded(cfg.schema_path(route), [f.record("purchase_completed") for _ in range(100)]))
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    import asyncio
+
+    # the registry is process-wide and earlier tests filled it: this worker's part is the difference
+    outcomes = ("s2s_records_delivered_total", "s2s_records_dead_lettered_total", "s2s_records_filtered_total")
+
+    def route_totals(page: str) -> tuple[float, float]:
+        """(records consumed, records settled: delivered + dead-lettered + filtered) of the route."""
+        consumed = settled = 0.0
+        for fam in text_string_to_metric_families(page):
+            for sample in fam.samples:
+                if sample.labels.get("route") != "purchase_completed":
+                    continue
+                if sample.name == "s2s_records_consumed_total":
+                    consumed += sample.value
+                elif sample.name in outcomes:
+                    settled += sample.value
+        return consumed, settled
+
+    consumed_before, settled_before = route_totals(generate_latest(METRICS.registry).decode())
 
     worker = Worker(cfg, web_port=port, install_signals=False)
     task = asyncio.ensure_future(worker.main())
@@ -306,13 +327,19 @@ async def test_metrics_and_health_endpoints(kafka_bootstrap, emulator, tmp_path)
                 if worker.bridge.settled >= 100:
                     break
                 await asyncio.sleep(0.1)
-            assert (await client.get("/healthz")).status_code == 200
-            assert (await client.get("/readyz")).status_code == 200
-            text = (await client.get("/metrics")).text
+            assert worker.bridge.settled == 100
+            health, ready = await client.get("/healthz"), await client.get("/readyz")
+            assert (health.status_code, health.json()) == (200, {"status": "ok"})
+            assert (ready.status_code, ready.json()) == (200, {"ready": True})
+            page = await client.get("/metrics")
+            text = page.text
     finally:
         worker.request_stop()
         assert await task == 0
-    assert 's2s_records_consumed_total{route="purchase_completed"}' in text
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/plain")
+    consumed, settled = route_totals(text)
+    assert consumed - consumed_before == 100
+    assert settled - settled_before == 100  # every record delivered, dead-lettered or filtered, counted once
     assert "s2s_http_request_duration_seconds_bucket" in text
     assert WRITE_KEY not in text
     assert "@" not in text  # no raw email in any label
