@@ -25,25 +25,27 @@ from typing import Any, Literal
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from streams.errors import RecordError, TransientError
+from streams.pipeline.outcome import DECODE, TOO_MANY_ITEMS, UNDECODABLE, UNKNOWN_SCHEMA_ID
+
 Framing = Literal["auto", "confluent", "single_object", "plain"]
 
 CONFLUENT_MAGIC = 0
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 
 
-class DecodeError(Exception):
-    """These bytes cannot be decoded: the record is bad (dead-letter it at stage ``decode``).
+class DecodeError(RecordError):
+    """These bytes cannot be decoded: the record is bad (dead-lettered at stage ``decode``)."""
 
-    `reason` is the dead letter's reason code."""
-
-    reason = "undecodable"
+    stage = DECODE
+    reason = UNDECODABLE
 
 
 class TooManyItems(DecodeError):
     """An array or map declares more items than the record's bytes can hold (or, for items that
     encode to zero bytes, more than `zero_width_budget` allows): refused before the work is done."""
 
-    reason = "too_many_items"
+    reason = TOO_MANY_ITEMS
 
 
 # Items that encode to zero bytes (null, an empty record, fixed of size 0, records of only such
@@ -67,19 +69,22 @@ def _too_many(count: int, min_width: int, remaining: int) -> DecodeError:
     return TooManyItems(f"a block declares {count} items of at least {min_width} byte(s) each, but only {remaining} bytes remain")
 
 
-class SchemaRegistryUnavailable(Exception):
+class SchemaRegistryUnavailable(TransientError):
     """The registry could not be asked: not the record's fault, retry later (do not dead-letter)."""
 
 
 class UnknownSchemaId(DecodeError):
     """The registry says this writer schema id does not exist (404): the record cannot be read."""
 
-    reason = "unknown_schema_id"
+    reason = UNKNOWN_SCHEMA_ID
 
 
 class SchemaNeeded(Exception):
     """The writer schema with this registry id is not cached yet, and this store does not fetch on
-    a miss: the caller fetches it (`SchemaStore.fetch`, off the event loop) and decodes again."""
+    a miss: the caller fetches it (`SchemaStore.fetch`, off the event loop) and decodes again.
+
+    A request, not a failure: outside the error tree (`streams.errors`), so that no handler of
+    errors can take it for one; nothing is wrong with the record or the world yet."""
 
     def __init__(self, schema_id: int) -> None:
         super().__init__(f"writer schema id {schema_id} is not cached yet")
@@ -249,11 +254,12 @@ _unpack_double = struct.Struct("<d").unpack_from
 
 
 class _Unsupported(Exception):
-    """The compiler does not handle this schema feature: use fastavro."""
+    """The compiler does not handle this schema feature: use fastavro (a signal inside this module)."""
 
 
 class MalformedAvro(ValueError):
-    """Raised by compiled readers on impossible lengths / indices."""
+    """Raised by compiled readers on impossible lengths / indices; the decoder turns it (like any
+    other exception of a compiled reader) into the record's DecodeError."""
 
 
 def _read_long(data: bytes, pos: int) -> tuple[int, int]:

@@ -20,7 +20,9 @@ from typing import Any, Protocol, cast
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams import __version__
+from streams.errors import FatalError
 from streams.metrics import METRICS
+from streams.pipeline.outcome import DELIVER
 
 CONNECT = "__connect.errors."
 H_TOPIC = CONNECT + "topic"
@@ -89,7 +91,7 @@ class DeadLetter:
             (H_PARTITION, str(self.partition).encode()),
             (H_OFFSET, str(self.offset).encode()),
             (H_STAGE, self.stage.encode()),
-            (H_CLASS, b"streams.pipeline" if self.stage != "deliver" else b"streams.delivery"),
+            (H_CLASS, b"streams.pipeline" if self.stage != DELIVER else b"streams.delivery"),
             (H_EXC_CLASS, self.error_class.encode()),
             (H_EXC_MESSAGE, self.message[:message_limit].encode()),
             (H_ROUTE, self.route.encode()),
@@ -359,12 +361,14 @@ def dead_letter_message(
     return DeadLetterMessage(new_key, new_value, kept + own + extra, tuple(reasons))
 
 
-class DeadLetterFailed(Exception):
-    """Kafka did not acknowledge a dead letter: the source offset must not be committed."""
+class DeadLetterFailed(FatalError):
+    """Kafka did not acknowledge a dead letter: the source offset must not be committed; the worker
+    stops rather than go on without its dead-letter topic."""
 
 
 class _Refused(Exception):
-    """Kafka refused this message (its size or form), not the topic: send it reduced."""
+    """Kafka refused this message (its size or form), not the topic: send it reduced. A signal
+    inside the producer, never raised to its callers (so outside the error tree)."""
 
 
 class DeadLetterProducer:

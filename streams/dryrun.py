@@ -14,7 +14,7 @@ import orjson
 
 from streams.codec import DecodeError, Decoder, encode_plain, load_schema_file
 from streams.config import BridgeConfig
-from streams.pipeline.outcome import Filtered, Outcome, Payload, Rejected
+from streams.pipeline.outcome import DECODE, INVALID_JSON, SCHEMA_MISMATCH, UNDECODABLE, Filtered, Outcome, Payload, Rejected
 from streams.pipeline.transform import build_pipelines
 
 
@@ -80,7 +80,7 @@ def run_transform(
                 # the dry run's partition is 0 and its offset the record's index
                 emit(index, pipeline.process_record(rec, topic, 0, index))  # type: ignore[arg-type]
         except Exception as exc:  # a corrupt block: report it, what was read stands
-            emit(index + 1, Rejected("decode", "undecodable", f"corrupt Avro container: {exc}"[:300], type(exc).__name__))
+            emit(index + 1, Rejected(DECODE, UNDECODABLE, f"corrupt Avro container: {exc}"[:300], type(exc).__name__))
     else:
         # a JSON line is encoded with the route's schema and decoded again, so it is validated by the
         # schema and gets exactly the types the worker sees (e.g. timestamp-millis -> datetime)
@@ -100,10 +100,10 @@ def run_transform(
                     raise DecodeError(f"record does not match schema: {why}"[:300]) from None
                 record = plain.decode(data)
             except orjson.JSONDecodeError as exc:
-                emit(index, Rejected("decode", "invalid_json", f"line is not JSON: {exc}"[:200], "JSONDecodeError"))
+                emit(index, Rejected(DECODE, INVALID_JSON, f"line is not JSON: {exc}"[:200], type(exc).__name__))
                 continue
             except DecodeError as exc:
-                emit(index, Rejected("decode", "schema_mismatch", str(exc), "DecodeError"))
+                emit(index, Rejected(DECODE, SCHEMA_MISMATCH, str(exc), exc.error_class))
                 continue
             emit(index, pipeline.process_record(record, topic, 0, index))
     out.flush()

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from streams.config import KafkaSettings
+from streams.errors import FatalError
 
 
 class _SaslRedactor(logging.Filter):
@@ -70,7 +71,7 @@ def confluent_conf(k: KafkaSettings, **extra: Any) -> dict[str, Any]:
     return conf
 
 
-class KafkaUnavailable(Exception):
+class KafkaUnavailable(FatalError):
     """The cluster cannot be used: unreachable, TLS or authentication failure (the message says which)."""
 
 

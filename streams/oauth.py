@@ -24,14 +24,16 @@ from aiokafka.abc import AbstractTokenProvider
 from faust.auth import OAuthCredentials as _FaustOAuthCredentials
 
 from streams.config import SaslSettings
+from streams.errors import FatalError
 
 # refresh this long before the token expires (capped at a fifth of its lifetime)
 REFRESH_MARGIN_S = 60.0
 DEFAULT_LIFETIME_S = 300.0
 
 
-class OAuthTokenError(Exception):
-    """No token from the OAuth token endpoint; the message carries no secret."""
+class OAuthTokenError(FatalError):
+    """No token from the OAuth token endpoint, so Kafka cannot be authenticated against; the message
+    carries no secret."""
 
 
 def jwt_claims(token: str) -> dict[str, Any]:

@@ -54,8 +54,9 @@ from streams.deadletter import (
 )
 from streams.delivery.sink import Delivered, DestinationMisconfigured, RateLimiter, Sink
 from streams.destinations import make_destination
+from streams.errors import DestinationRejected, FatalError
 from streams.kafka import confluent_conf
-from streams.pipeline.outcome import Filtered, Payload, Rejected
+from streams.pipeline.outcome import DELIVER, Filtered, Payload, Rejected
 from streams.pipeline.transform import RoutePipeline, build_pipelines
 
 log = logging.getLogger("streams.replay")
@@ -64,8 +65,10 @@ MARKERS = ".replayed"  # <dlt>.replayed: which dead-letter offsets each replay g
 EXIT_KAFKA = 4  # the dead-letter topic could not be read (missing, not authorised, unreachable)
 
 
-class ReplayKafkaError(Exception):
+class ReplayKafkaError(FatalError):
     """Kafka kept answering with errors (or not at all): the replay stopped instead of waiting forever."""
+
+    exit_code = EXIT_KAFKA
 
 
 @dataclass
@@ -557,10 +560,10 @@ class Replayer:
                 s.delivered += 1
             else:
                 rej = Rejected(
-                    "deliver",
+                    DELIVER,
                     result.reason,
                     f"{pipeline.destination.name} rejected the event",
-                    "DestinationRejected",
+                    DestinationRejected.__name__,
                     out.event_id,
                 )
                 origin = self._origin(h)
@@ -618,12 +621,9 @@ def run_replay(replayer: Replayer) -> tuple[int, ReplaySummary]:
     """Run a replay: exit code 0, 3 (destination refuses our credentials) or 4 (Kafka kept failing)."""
     try:
         summary = asyncio.run(replayer.run())
-    except DestinationMisconfigured as exc:
+    except (DestinationMisconfigured, ReplayKafkaError) as exc:
         log.critical("replay stopped: %s", exc)
-        return 3, replayer.summary
-    except ReplayKafkaError as exc:
-        log.critical("replay stopped: %s", exc)
-        return EXIT_KAFKA, replayer.summary
+        return exc.exit_code, replayer.summary
     return 0, summary
 
 

@@ -37,12 +37,14 @@ from prometheus_client import Gauge
 
 from streams.delivery.breaker import Breaker
 from streams.destinations import DestinationAPI, Verdict
+from streams.errors import FatalError
 from streams.metrics import METRICS
+from streams.pipeline.outcome import BAD_REQUEST, SERVER_ERROR, TOO_LARGE
 
 log = logging.getLogger("streams.delivery")
 
 
-class DestinationMisconfigured(Exception):
+class DestinationMisconfigured(FatalError):
     """The destination rejects our credentials or endpoint: stop, do not dead-letter."""
 
     def __init__(self, destination: str, status: int, reason: str) -> None:
@@ -62,7 +64,7 @@ class Delivered:
 
 @dataclass(slots=True)
 class Failed:
-    reason: str  # bad_request | too_large | server_error
+    reason: str  # the dead letter's reason at stage deliver: BAD_REQUEST | TOO_LARGE | SERVER_ERROR
     status: int | None
     debug: str
     attempts: int
@@ -370,7 +372,7 @@ class Sink:
             if verdict is Verdict.TOO_LARGE:
                 self._healthy()
                 if len(items) == 1:
-                    self._fail(items[0], "too_large", status, reason, now)
+                    self._fail(items[0], TOO_LARGE, status, reason, now)
                     return
                 await self._split(items, family, attempt)
                 return
@@ -391,7 +393,7 @@ class Sink:
                     elif breaker.refused(status, reason):
                         continue
                 if len(items) == 1:
-                    self._fail(items[0], "bad_request", status, reason, now)
+                    self._fail(items[0], BAD_REQUEST, status, reason, now)
                     return
                 await self._split(items, family, attempt)
                 return
@@ -414,7 +416,7 @@ class Sink:
                 and (evidence or (alone and family.successes > 0))
             ):
                 items[0].first_failure = items[0].first_failure or now
-                self._fail(items[0], "server_error", status, reason or "timeout", now)
+                self._fail(items[0], SERVER_ERROR, status, reason or "timeout", now)
                 return
             for it in items:
                 it.first_failure = it.first_failure or now

@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+from streams.errors import ConfigError, RecordError
 from streams.pipeline.consent import normalize_consent
+from streams.pipeline.outcome import MAP, MAPPING_FAILED
 
 SECTIONS = ("event", "user", "consent", "page", "device")
 TimestampFormat = Literal["iso", "unix", "unix_ms"]
@@ -50,12 +52,16 @@ _NUMBERS = (int, float)
 _JSON_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
-class MappingError(Exception):
+class MappingError(RecordError):
     """The record does not fit the mapping (a required field is missing, a value cannot be coerced)."""
 
+    stage = MAP
+    reason = MAPPING_FAILED
 
-class MappingSpecError(ValueError):
-    """The mapping itself is wrong (a config error): the message names the section and key."""
+
+class MappingSpecError(ConfigError, ValueError):
+    """The mapping itself is wrong: the message names the section and key. A ValueError too, so that
+    the config's validation reports it at the route's ``mapping`` field."""
 
 
 def _path_parts(path: str) -> tuple[str, ...]:
