@@ -11,7 +11,8 @@ import orjson
 import typer
 
 from streams import __version__
-from streams.config import BridgeConfig, ConfigError, load_config
+from streams.config import BridgeConfig, load_config
+from streams.errors import ConfigError
 
 app = typer.Typer(
     name="s2s-bridge",
@@ -76,7 +77,7 @@ def transform(
 @app.command()
 def worker(config: ConfigOpt) -> None:
     """Run the bridge: consume the routes' topics, deliver, dead-letter, commit."""
-    from streams.app import run_worker
+    from streams.worker import run_worker
 
     cfg = _load(config)
     raise typer.Exit(run_worker(cfg))
@@ -232,7 +233,7 @@ def demo(
 @dev_app.command("kafka")
 def dev_kafka() -> None:
     """Start a single-node Kafka (KRaft) on 127.0.0.1 from the Apache Kafka jars; Ctrl-C stops it."""
-    from streams.dev.broker import main_dev_kafka
+    from streams.dev.kafka import main_dev_kafka
 
     raise typer.Exit(main_dev_kafka())
 
@@ -240,7 +241,7 @@ def dev_kafka() -> None:
 @dev_app.command("fetch-kafka")
 def dev_fetch_kafka() -> None:
     """Fetch the Apache Kafka broker jars from Maven Central into the cache (once; needs java + mvn)."""
-    from streams.dev.broker import BrokerError, ensure_jars
+    from streams.dev.kafka import BrokerError, ensure_jars
 
     try:
         libs = ensure_jars()
