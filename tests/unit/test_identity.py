@@ -11,7 +11,7 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberFormat
 
-from streams.pipeline import identity
+from streams.pipeline import phone
 from streams.pipeline.identity import (
     IdentityProfile,
     identifier,
@@ -306,7 +306,7 @@ def test_national_fast_path_matches_phonenumbers() -> None:
     mismatches = [(s, r, normalize_phone(s, r), _oracle(_reference_input(s, r), r)) for s, r in samples]
     mismatches = [m for m in mismatches if m[2] != m[3]]
     assert mismatches == []
-    fast = sum(identity._fast_national(s, r) is not False for s, r in samples)
+    fast = sum(phone._fast_national(s, r) is not False for s, r in samples)
     assert fast > 0.6 * len(samples)
 
 
