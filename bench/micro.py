@@ -20,8 +20,8 @@ varied countries, spellings and phone formats) and are pre-encoded with
 ``streams.codec.encode_plain``. Each stage is timed over the whole loop with
 ``time.perf_counter_ns``:
 
-* cold: first pass over the records with the identifier caches of ``streams.pipeline.identity``
-  and ``streams.pipeline.country`` cleared (every email / phone is new to the process);
+* cold: first pass over the records with the identifier caches of ``streams.pipeline.identity``,
+  ``streams.pipeline.phone`` and ``streams.pipeline.country`` cleared (every email / phone is new to the process);
 * warm: second pass over the same records right after (the caches hit).
 
 Each figure is the median of ``--repeats`` such cold/warm pairs (the JSON also has the minima).
@@ -76,12 +76,13 @@ def pin_one_core() -> int | None:
 
 
 def identifier_caches() -> list[Any]:
-    """The lru_caches of the identity and country modules (found by introspection)."""
+    """The lru_caches of the identity, phone and country modules (found by introspection)."""
     import streams.pipeline.country as country
     import streams.pipeline.identity as identity
+    import streams.pipeline.phone as phone
 
     caches: list[Any] = []
-    for mod in (identity, country):
+    for mod in (identity, phone, country):
         for obj in vars(mod).values():
             is_cache = callable(getattr(obj, "cache_clear", None)) and getattr(obj, "__module__", None) == mod.__name__
             if is_cache and not any(obj is c for c in caches):  # a cache may be bound to two names
@@ -101,7 +102,7 @@ class Fixture:
         from streams.codec import Decoder, SchemaStore, encode_plain, load_schema_file, parse
         from streams.config import load_config
         from streams.dev.samples import SampleFactory
-        from streams.pipeline.transform import build_pipelines
+        from streams.routes import build_pipelines
 
         self.config = load_config(config_path, env={"ZEOTAP_WRITE_KEY": "bench"})
         self.pipeline = build_pipelines(self.config, routes=[ROUTE])[ROUTE]
