@@ -15,7 +15,7 @@ import orjson
 from streams.codec import DecodeError, Decoder, encode_plain, load_schema_file
 from streams.config import BridgeConfig
 from streams.pipeline.outcome import DECODE, INVALID_JSON, SCHEMA_MISMATCH, UNDECODABLE, Filtered, Outcome, Payload, Rejected
-from streams.pipeline.transform import build_pipelines
+from streams.routes import build_pipelines
 
 
 def _report(out: IO[bytes], err: IO[bytes], index: int, outcome: Outcome) -> None:

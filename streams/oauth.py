@@ -25,6 +25,7 @@ from faust.auth import OAuthCredentials as _FaustOAuthCredentials
 
 from streams.config import SaslSettings
 from streams.errors import FatalError
+from streams.urls import safe_url
 
 # refresh this long before the token expires (capped at a fifth of its lifetime)
 REFRESH_MARGIN_S = 60.0
@@ -92,8 +93,6 @@ class ClientCredentialsTokenProvider(AbstractTokenProvider):
         data = {"grant_type": "client_credentials"}
         if self.scope:
             data["scope"] = self.scope
-        from streams.ops import safe_url  # here: ops -> kafka -> oauth at import time
-
         where = f"OAuth token endpoint {safe_url(self.token_endpoint)}"
         try:
             async with httpx.AsyncClient(timeout=self.timeout_s, verify=self._verify) as client:

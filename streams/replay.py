@@ -57,7 +57,8 @@ from streams.destinations import make_destination
 from streams.errors import DestinationRejected, FatalError
 from streams.kafka import confluent_conf
 from streams.pipeline.outcome import DELIVER, Filtered, Payload, Rejected
-from streams.pipeline.transform import RoutePipeline, build_pipelines
+from streams.pipeline.transform import RoutePipeline
+from streams.routes import build_pipelines
 
 log = logging.getLogger("streams.replay")
 HISTORY = "s2s-history."

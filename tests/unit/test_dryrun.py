@@ -19,7 +19,7 @@ from streams.codec import encode_plain, load_schema_file
 from streams.config import load_config
 from streams.dev.samples import SampleFactory
 from streams.pipeline.outcome import Payload
-from streams.pipeline.transform import build_pipelines
+from streams.routes import build_pipelines
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "bridge.yaml"

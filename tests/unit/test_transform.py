@@ -19,7 +19,8 @@ from streams.codec import encode_plain
 from streams.config import BridgeConfig, load_config
 from streams.dev.samples import EVENTS, SampleFactory
 from streams.pipeline.outcome import Filtered, Outcome, Payload, Rejected
-from streams.pipeline.transform import RoutePipeline, build_pipelines, fallback_event_id
+from streams.pipeline.transform import RoutePipeline, fallback_event_id
+from streams.routes import build_pipelines
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "bridge.yaml"
