@@ -401,8 +401,8 @@ def plot(data: Scrape, out: Path, fault: tuple[float, float], title: str) -> dic
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.workload import create_topic
-    from streams.dev.kafka import get_broker
     from streams.dev.emulator import DOC_WRITE_KEY, EmulatorProcess
+    from streams.dev.kafka import get_broker
 
     suffix = uuid.uuid4().hex[:6]
     workdir = Path(tempfile.mkdtemp(prefix=f"s2s-dashboard-{suffix}-"))

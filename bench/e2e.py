@@ -135,8 +135,8 @@ class Bench:
     # ------------------------------------------------------------------ environment
 
     def setup(self) -> None:
-        from streams.dev.kafka import get_broker
         from streams.dev.emulator import DOC_WRITE_KEY, EmulatorProcess
+        from streams.dev.kafka import get_broker
 
         self.write_key = DOC_WRITE_KEY
         t0 = time.monotonic()

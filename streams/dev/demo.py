@@ -56,8 +56,8 @@ def _dead_letters_by_reason(bootstrap: str, topics: list[str]) -> Counter[str]:
 
 
 def run_demo(per_event: int = 60, as_json: bool = False, timeout: float = 180.0) -> int:
-    from streams.dev.kafka import get_broker
     from streams.dev.emulator import Emulator, EmulatorConfig
+    from streams.dev.kafka import get_broker
     from streams.logs import setup_logging
     from streams.worker import Worker
 

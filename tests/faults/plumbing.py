@@ -32,8 +32,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.config import BridgeConfig, ConfigError, load_config
 from streams.deadletter import H_OFFSET, H_PARTITION, H_TOPIC, header_dict
-from streams.dev.kafka import LocalKafka
 from streams.dev.emulator import EmulatorProcess
+from streams.dev.kafka import LocalKafka
 from streams.dev.samples import SampleFactory
 from tests.integration.harness import API_KEY, WRITE_KEY, create_topics, encoded, make_config, read_all
 
