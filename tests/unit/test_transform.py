@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 import copy
 import datetime as dt
 import hashlib
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,11 @@ import orjson
 import pytest
 import yaml
 
+from streams import errors
 from streams.codec import encode_plain
 from streams.config import BridgeConfig, load_config
 from streams.dev.samples import EVENTS, SampleFactory
-from streams.pipeline.outcome import Filtered, Outcome, Payload, Rejected
+from streams.pipeline.outcome import DEAD_LETTERS, FILTERS, Filtered, Outcome, Payload, Rejected
 from streams.pipeline.transform import RoutePipeline, fallback_event_id
 from streams.routes import build_pipelines
 
@@ -54,6 +57,55 @@ NCE_DOC_SAMPLE = {
         },
     ]
 }
+
+
+def _record_errors(cls: type[errors.RecordError] = errors.RecordError) -> Iterator[str]:
+    yield cls.__name__
+    for sub in cls.__subclasses__():
+        yield from _record_errors(sub)
+
+
+# what a rejection's error_class may name: a class of the error tree (or a RecordError defined
+# elsewhere, e.g. codec.DecodeError), or the built-in / orjson exception the pipeline caught
+REAL_CLASSES = (
+    {name for name, obj in vars(errors).items() if isinstance(obj, type) and issubclass(obj, Exception)}
+    | {name for name, obj in vars(builtins).items() if isinstance(obj, type) and issubclass(obj, Exception)}
+    | {orjson.JSONEncodeError.__name__}
+)
+
+
+@pytest.fixture(autouse=True)
+def outcomes_from_the_catalogue(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Outcome]]:
+    """Every outcome any test here gets from a pipeline: its stage/reason a pair of the catalogue,
+    a rejection's error_class a real class (never an invented name)."""
+    seen: list[Outcome] = []
+    process, process_record = RoutePipeline.process, RoutePipeline.process_record
+
+    def watch(method: Any) -> Any:
+        def watched(self: RoutePipeline, *args: Any, **kw: Any) -> Outcome:
+            out: Outcome = method(self, *args, **kw)
+            seen.append(out)
+            return out
+
+        return watched
+
+    monkeypatch.setattr(RoutePipeline, "process", watch(process))
+    monkeypatch.setattr(RoutePipeline, "process_record", watch(process_record))
+    yield seen
+    real = REAL_CLASSES | set(_record_errors())
+    for out in seen:
+        if isinstance(out, Rejected):
+            assert (out.stage, out.reason) in DEAD_LETTERS and out.error_class in real, out
+        elif isinstance(out, Filtered):
+            assert (out.stage, out.reason) in FILTERS, out
+
+
+def test_the_outcome_watch_sees_rejections(
+    pipelines: dict[str, RoutePipeline], outcomes_from_the_catalogue: list[Outcome]
+) -> None:
+    out = _run(pipelines["purchase_completed"], _purchase(email=None, phone=None, customer_id=None, country=None))
+    assert isinstance(out, Rejected) and outcomes_from_the_catalogue[-1] is out
+    assert (out.reason, out.error_class) == ("missing_identifier", "MissingIdentifier")
 
 
 def sha(text: str) -> str:
