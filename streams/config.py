@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_valida
 from streams.destinations.registry import DESTINATIONS, settings_models
 from streams.destinations.settings import DestinationSettings
 from streams.errors import ConfigError
+from streams.mapping_spec import SECTIONS, parse_mapping
 from streams.settings import FieldError, Model
 from streams.urls import is_loopback, safe_url
 
@@ -188,14 +189,13 @@ class RouteSettings(Model):
     @field_validator("mapping")
     @classmethod
     def _sections_known(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        unknown = set(v) - {"event", "user", "consent", "page", "device"}
+        unknown = set(v) - set(SECTIONS)
         if unknown:
-            raise ValueError(f"unknown mapping section(s) {sorted(unknown)}; allowed: event, user, consent, page, device")
-        # compile it once here so that a bad field spec is a config error at start-up
-        from streams.pipeline.mapping import Mapping
-
+            raise ValueError(f"unknown mapping section(s) {sorted(unknown)}; allowed: {', '.join(SECTIONS)}")
+        # parse it here (the grammar the pipeline compiles from) so that a bad field spec is a
+        # config error at start-up; a MappingSpecError is a ValueError, reported at this field
         try:
-            Mapping(v)
+            parse_mapping(v)
         except TypeError as exc:  # e.g. an unhashable `exclude` entry
             raise ValueError(f"invalid mapping: {exc}") from None
         return v

@@ -1,30 +1,7 @@
 """Declarative field mapping: decoded record -> ``event`` / ``user`` / ``consent`` / ``page`` / ``device``.
 
-A mapping is a dict of sections; each section maps a target key to a *spec*:
-
-``"customer.email"``
-    shorthand for ``{path: customer.email}``: a dotted path into nested records.
-``{path: P, default: V, as: T, required: true, keep_null: true}``
-    ``as`` coerces: ``string``, ``int``, ``float``, ``bool``, ``timestamp`` (destination's format),
-    ``date`` (``YYYY-MM-DD``), ``join`` (array -> comma-separated string). Without ``as``,
-    values keep their type (numbers stay numbers, arrays arrays); datetimes become timestamps
-    in the destination's format and dates ``YYYY-MM-DD``.
-``{const: V}``
-    a constant.
-``{path: P, identity: email|phone|name}``
-    an identifier: normalised and (per destination profile) SHA-256 hashed in the enrich stage.
-``{path: P, identity: id}``
-    an identifier that is sent as is (trimmed), e.g. the customer id.
-``{country: true}``
-    the enriched country of the record (ISO 3166, destination's format).
-``{path: P, consent: true}``
-    a consent value, normalised to ``true`` / ``false`` (spellings like yes/granted/1 accepted).
-``"{field}": spec``
-    a target key taken from the record itself, e.g. ``"{consent_type}": {path: status, consent: true}``.
-``"*": {from: P, exclude: [..]}``
-    every field of the record at ``P`` (root when omitted) under its source name.
-
-Nulls are dropped unless ``keep_null`` is set (per field, or ``_keep_nulls: true`` per section).
+The language (what a spec may say, and its checks) is `streams.mapping_spec`; here a parsed spec is
+compiled into one function per route and applied to records.
 """
 
 from __future__ import annotations
@@ -35,11 +12,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from streams.errors import ConfigError, RecordError
+from streams.errors import RecordError
+from streams.mapping_spec import ConstField, CountryField, FieldSpec, PathField, RestField, parse_mapping, path_parts, where
 from streams.pipeline.consent import normalize_consent
 from streams.pipeline.outcome import MAP, MAPPING_FAILED
 
-SECTIONS = ("event", "user", "consent", "page", "device")
 TimestampFormat = Literal["iso", "unix", "unix_ms"]
 _MISSING: Any = object()
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -50,6 +27,11 @@ _JSON_SCALARS = (str, int, float, bool)
 _NUMBERS = (int, float)
 # exact types that _json_value returns unchanged (subclasses take the full path, same result)
 _JSON_TYPES = frozenset({str, int, float, bool, type(None)})
+# a compiled field: (record, sections being built) -> None
+Op = Callable[[Any, dict[str, dict[str, Any]]], None]
+# what an op does, for the generated `apply`: ("value", parts), ("rest", parts, exclude, keep_null) ...;
+# None: the generated code calls the op
+PlanEntry = tuple[Any, ...] | None
 
 
 class MappingError(RecordError):
@@ -59,18 +41,9 @@ class MappingError(RecordError):
     reason = MAPPING_FAILED
 
 
-class MappingSpecError(ConfigError, ValueError):
-    """The mapping itself is wrong: the message names the section and key. A ValueError too, so that
-    the config's validation reports it at the route's ``mapping`` field."""
-
-
-def _path_parts(path: str) -> tuple[str, ...]:
-    return tuple(p for p in path.split(".") if p)
-
-
 def compile_path(path: str) -> Callable[[Any], Any]:
     """A getter for a dotted path; a missing step yields the _MISSING sentinel."""
-    parts = _path_parts(path)
+    parts = path_parts(path)
     if not parts:
         return lambda rec: rec
     if len(parts) == 1:
@@ -136,7 +109,7 @@ def compile_str_getters(paths: tuple[str | None, ...]) -> Callable[[Any], tuple[
     lines = ["def get(rec):", "    if type(rec) is not dict:", "        return _slow(rec)"]
     prefixes: dict[str, str] = {}
     for i, path in enumerate(paths):
-        parts = _path_parts(path) if path else None
+        parts = path_parts(path) if path else None
         if parts is None:
             lines.append(f"    v{i} = None")
         elif not _emit_lookup(lines, prefixes, parts, f"v{i}"):
@@ -265,11 +238,6 @@ def _coerce(value: Any, as_: str, ts_fmt: TimestampFormat) -> Any:
     raise MappingError(f"unknown coercion {as_!r}")
 
 
-_AS = {"string", "int", "float", "bool", "timestamp", "date", "join"}
-_IDENTITY = {"email", "phone", "name", "id"}
-_SPEC_KEYS = {"path", "const", "default", "as", "identity", "country", "consent", "required", "keep_null"}
-
-
 @dataclass(frozen=True, slots=True)
 class IdentityTarget:
     section: str
@@ -288,82 +256,58 @@ class Mapping:
     """A compiled mapping: build once per route, apply per record."""
 
     def __init__(self, spec: dict[str, dict[str, Any]], timestamp_format: TimestampFormat = "iso") -> None:
+        parsed = parse_mapping(spec)  # MappingSpecError when the spec is wrong
         self.ts_fmt: TimestampFormat = timestamp_format
         self.identity_targets: list[IdentityTarget] = []
         self.id_targets: list[tuple[str, str]] = []  # identity: id (sent as is)
         self.country_targets: list[tuple[str, str]] = []
-        self._ops: list[tuple[str, Callable[[Any, dict[str, dict[str, Any]]], None]]] = []
-        self.sections = [s for s in SECTIONS if s in spec]
+        self._ops: list[tuple[str, Op]] = []
+        self.sections = list(parsed.sections)
         # what each op does, for the generated `apply` (None: call the op itself)
-        plan: list[tuple[str, str, tuple[Any, ...] | None, Callable[[Any, dict[str, dict[str, Any]]], None]]] = []
-        for section in self.sections:
-            fields = dict(spec[section] or {})
-            keep_nulls = bool(fields.pop("_keep_nulls", False))
-            for key, fspec in fields.items():
-                self._plan_entry: tuple[Any, ...] | None = None
-                op = self._compile(section, key, fspec, keep_nulls)
-                self._ops.append((section, op))
-                plan.append((section, key, self._plan_entry, op))
+        plan: list[tuple[str, str, PlanEntry, Op]] = []
+        for field in parsed.fields:
+            op, entry = self._compile(field)
+            self._ops.append((field.section, op))
+            plan.append((field.section, field.key, entry, op))
         self._funcs = tuple(op for _section, op in self._ops)
         self.apply = self._generate(plan)  # type: ignore[method-assign,assignment]
 
     # -- compile --------------------------------------------------------------
 
-    def _compile(self, section: str, key: str, fspec: Any, keep_nulls: bool) -> Callable[[Any, dict[str, dict[str, Any]]], None]:
-        where = f"mapping.{section}.{key}"
-        ts_fmt = self.ts_fmt
-        if key == "*":
-            return self._compile_rest(section, fspec, where)
-        if isinstance(fspec, str):
-            fspec = {"path": fspec}
-        if not isinstance(fspec, dict):
-            # a bare number/bool/list is a constant
-            fspec = {"const": fspec}
-        unknown = set(fspec) - _SPEC_KEYS
-        if unknown:
-            raise MappingSpecError(f"{where}: unknown option(s) {sorted(unknown)}; allowed: {sorted(_SPEC_KEYS)}")
-        if fspec.get("country"):
+    def _compile(self, field: FieldSpec) -> tuple[Op, PlanEntry]:
+        """The op of one field, and what it does for `_generate` (None: the generated code calls it)."""
+        if isinstance(field, RestField):
+            return self._compile_rest(field)
+        section, key = field.section, field.key
+        if isinstance(field, CountryField):
             self.country_targets.append((section, key))
-            self._plan_entry = ("country",)
-            return lambda rec, out: None
-        if "const" in fspec:
-            const = fspec["const"]
-            self._plan_entry = ("const", const)
+            return (lambda rec, out: None), ("country",)
+        if isinstance(field, ConstField):
+            const = field.value
 
             def put_const(rec: Any, out: dict[str, dict[str, Any]]) -> None:
                 out[section][key] = const
 
-            return put_const
-        if "path" not in fspec:
-            raise MappingSpecError(f"{where}: needs 'path', 'const' or 'country'")
-        getter = compile_path(str(fspec["path"]))
-        default = fspec.get("default")
-        required = bool(fspec.get("required", False))
-        keep_null = bool(fspec.get("keep_null", keep_nulls))
-        as_ = fspec.get("as")
-        if as_ is not None and as_ not in _AS:
-            raise MappingSpecError(f"{where}: 'as' must be one of {sorted(_AS)}, got {as_!r}")
-        identity = fspec.get("identity")
-        if identity is not None and identity not in _IDENTITY:
-            raise MappingSpecError(f"{where}: 'identity' must be one of {sorted(_IDENTITY)}, got {identity!r}")
-        consent = bool(fspec.get("consent", False))
-        path = fspec["path"]
-        dynamic = key.startswith("{") and key.endswith("}")
-        key_getter = compile_path(key[1:-1]) if dynamic else None
-        if dynamic and identity is not None:
-            # the enrich stage finds identifiers by key: under a key read from the record it would
-            # never normalise or hash them, and the raw value would be sent
-            raise MappingSpecError(f"{where}: 'identity' cannot be used with a key taken from the record")
-        if identity in ("email", "phone", "name") and not dynamic:
+            return put_const, ("const", const)
+        return self._compile_path(field)
+
+    def _compile_path(self, field: PathField) -> tuple[Op, PlanEntry]:
+        section, key, path = field.section, field.key, field.path
+        ts_fmt = self.ts_fmt
+        getter = compile_path(str(path))
+        default, required, keep_null = field.default, field.required, field.keep_null
+        as_, identity, consent = field.coerce, field.identity, field.consent
+        key_path = field.key_path
+        key_getter = compile_path(key_path) if key_path is not None else None
+        if identity in ("email", "phone", "name") and key_getter is None:
             self.identity_targets.append(IdentityTarget(section, key, identity))
-        elif identity == "id" and not dynamic:
+        elif identity == "id" and key_getter is None:
             self.id_targets.append((section, key))
 
         if key_getter is None and not required and default is None and not keep_null:
             # the common shapes, specialised: same results as the general `put` below
-            parts = _path_parts(str(path))
+            parts = field.parts
             if consent:
-                self._plan_entry = ("consent", parts)
 
                 def put_consent(rec: Any, out: dict[str, dict[str, Any]]) -> None:
                     v = getter(rec)
@@ -373,9 +317,8 @@ class Mapping:
                     if v is not None:
                         out[section][key] = v
 
-                return put_consent
+                return put_consent, ("consent", parts)
             if identity is not None:
-                self._plan_entry = ("identity", parts)
 
                 def put_identity(rec: Any, out: dict[str, dict[str, Any]]) -> None:
                     v = getter(rec)
@@ -383,9 +326,8 @@ class Mapping:
                         return
                     out[section][key] = v if isinstance(v, str) else str(v)
 
-                return put_identity
+                return put_identity, ("identity", parts)
             if as_ is not None:
-                self._plan_entry = ("coerced", parts, as_)
 
                 def put_coerced(rec: Any, out: dict[str, dict[str, Any]]) -> None:
                     v = getter(rec)
@@ -393,9 +335,7 @@ class Mapping:
                         return
                     out[section][key] = _coerce(v, as_, ts_fmt)
 
-                return put_coerced
-
-            self._plan_entry = ("value", parts)
+                return put_coerced, ("coerced", parts, as_)
 
             def put_value(rec: Any, out: dict[str, dict[str, Any]]) -> None:
                 v = getter(rec)
@@ -403,7 +343,7 @@ class Mapping:
                     return
                 out[section][key] = v if isinstance(v, _JSON_SCALARS) else _json_value(v, ts_fmt)
 
-            return put_value
+            return put_value, ("value", parts)
 
         def put(rec: Any, out: dict[str, dict[str, Any]]) -> None:
             v = getter(rec)
@@ -432,22 +372,15 @@ class Mapping:
                 return key
             k = key_getter(rec)
             if k is _MISSING or k is None or k == "":
-                raise MappingError(f"key field {key[1:-1]!r} for {where} is missing")
+                raise MappingError(f"key field {key_path!r} for {where(section, key)} is missing")
             return str(k)
 
-        return put
+        return put, None
 
-    def _compile_rest(self, section: str, fspec: Any, where: str) -> Callable[[Any, dict[str, dict[str, Any]]], None]:
-        if fspec is None or fspec is True:
-            fspec = {}
-        if not isinstance(fspec, dict) or set(fspec) - {"from", "exclude", "keep_null"}:
-            raise MappingSpecError(f"{where}: expects {{from: PATH, exclude: [..], keep_null: bool}}")
-        getter = compile_path(str(fspec.get("from", "")))
-        exclude_spec = fspec.get("exclude", ())
-        exclude = frozenset([exclude_spec] if isinstance(exclude_spec, str) else exclude_spec)
-        keep_null = bool(fspec.get("keep_null", False))
+    def _compile_rest(self, field: RestField) -> tuple[Op, PlanEntry]:
+        section, exclude, keep_null = field.section, field.exclude, field.keep_null
+        getter = compile_path(field.source)
         ts_fmt = self.ts_fmt
-        self._plan_entry = ("rest", _path_parts(str(fspec.get("from", ""))), exclude, keep_null)
 
         def put_rest(rec: Any, out: dict[str, dict[str, Any]]) -> None:
             src = getter(rec)
@@ -463,7 +396,7 @@ class Mapping:
                     continue
                 target[k] = v if isinstance(v, _JSON_SCALARS) else _json_value(v, ts_fmt)
 
-        return put_rest
+        return put_rest, ("rest", field.parts, exclude, keep_null)
 
     # -- apply ----------------------------------------------------------------
 
@@ -478,9 +411,7 @@ class Mapping:
             op(record, out)
         return Mapped(out)
 
-    def _generate(
-        self, plan: list[tuple[str, str, tuple[Any, ...] | None, Callable[[Any, dict[str, dict[str, Any]]], None]]]
-    ) -> Callable[[dict[str, Any]], Mapped]:
+    def _generate(self, plan: list[tuple[str, str, PlanEntry, Op]]) -> Callable[[dict[str, Any]], Mapped]:
         """One Python function for the whole mapping, generated once per route.
 
         It does what `apply_ops` does, op by op in the same order (so the same keys in the same

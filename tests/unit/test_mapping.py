@@ -1,4 +1,4 @@
-"""The declarative mapping language (streams.pipeline.mapping)."""
+"""The declarative mapping language: its grammar (streams.mapping_spec) and the compiled mapping (streams.pipeline.mapping)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from streams.mapping_spec import MappingSpecError
 from streams.pipeline.mapping import (
     IdentityTarget,
     Mapping,
     MappingError,
-    MappingSpecError,
     compile_path,
     format_timestamp,
 )
