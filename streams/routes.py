@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from streams.codec import Decoder, SchemaStore, load_schema_file, registry_fetcher
+from streams.codec import Decoder, SchemaStore, load_schema_file
+from streams.codec.registry import registry_fetcher
 from streams.config import BridgeConfig
 from streams.destinations import DestinationAPI, make_destination
 from streams.pipeline.transform import RoutePipeline

@@ -20,6 +20,7 @@ import pytest
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from streams.codec import (
+    REFUSED_ID_TTL_S,
     SINGLE_OBJECT_MAGIC,
     DecodeError,
     Decoder,
@@ -32,9 +33,9 @@ from streams.codec import (
     encode_single_object,
     load_schema_file,
     parse,
-    registry_fetcher,
     schema_fingerprint,
 )
+from streams.codec.registry import registry_fetcher
 from streams.dev.samples import EVENTS, SampleFactory
 from tests.unit.typed_equal import same
 
@@ -368,8 +369,6 @@ def test_registry_unavailable_propagates_from_fetcher() -> None:
 def test_store_without_fetch_on_miss_signals_and_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker's store never asks the registry while decoding: a miss is SchemaNeeded, `fetch`
     caches the schema (never asked again) and remembers a refused id for REFUSED_ID_TTL_S."""
-    import streams.codec as codec
-
     fetch = _registry({1: READER})
     store = SchemaStore(fetch, fetch_on_miss=False)
     dec = Decoder(READER, "auto", store)
@@ -390,7 +389,7 @@ def test_store_without_fetch_on_miss_signals_and_caches(monkeypatch: pytest.Monk
     assert fetch.calls == [1, 404]  # type: ignore[attr-defined]
     # once the refusal expires the id is looked up again
     now = time.monotonic()
-    monkeypatch.setattr(codec.time, "monotonic", lambda: now + codec.REFUSED_ID_TTL_S + 1)
+    monkeypatch.setattr(time, "monotonic", lambda: now + REFUSED_ID_TTL_S + 1)
     with pytest.raises(SchemaNeeded):
         dec.decode(unknown)
 

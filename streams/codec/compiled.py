@@ -1,232 +1,16 @@
-"""Avro framing and decoding.
-
-Three framings, chosen per route (``auto`` detects them):
-
-* Confluent wire format: ``0x00`` + 4-byte big-endian schema id; the writer schema comes from the
-  Schema Registry (cached per id);
-* Avro single-object encoding: ``0xC3 0x01`` + 8-byte little-endian CRC-64-AVRO fingerprint; the
-  writer schema is looked up by fingerprint among the known schema files;
-* plain Avro binary written with the route's own schema.
-
-The route's schema file is the reader schema, so evolved writer schemas resolve against it.
+"""The schema-compiled Avro reader (`compile_reader`) and the block bounds (`ItemBounds`) that keep
+decoding work within what a record's bytes can hold.
 """
 
 from __future__ import annotations
 
 import importlib
-import io
-import json
 import struct
-import time
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
-import fastavro
-from fastavro.schema import fingerprint, to_parsing_canonical_form
+from streams.codec.errors import DecodeError, TooManyItems
 
-from streams.errors import RecordError, TransientError
-from streams.pipeline.outcome import DECODE, TOO_MANY_ITEMS, UNDECODABLE, UNKNOWN_SCHEMA_ID
-
-Framing = Literal["auto", "confluent", "single_object", "plain"]
-
-CONFLUENT_MAGIC = 0
-SINGLE_OBJECT_MAGIC = b"\xc3\x01"
-
-
-class DecodeError(RecordError):
-    """These bytes cannot be decoded: the record is bad (dead-lettered at stage ``decode``)."""
-
-    stage = DECODE
-    reason = UNDECODABLE
-
-
-class TooManyItems(DecodeError):
-    """An array or map declares more items than the record's bytes can hold (or, for items that
-    encode to zero bytes, more than `zero_width_budget` allows): refused before the work is done."""
-
-    reason = TOO_MANY_ITEMS
-
-
-# Items that encode to zero bytes (null, an empty record, fixed of size 0, records of only such
-# fields) cost nothing on the wire, so a 5-byte record can declare 2**63 of them and keep a
-# decoder busy for hours. Legitimate uses are tiny; a whole record may hold at most this many of
-# them: 8 per byte of the record, plus 1024 so that small records are never refused for a few.
-ZERO_WIDTH_ITEMS_PER_BYTE = 8
-ZERO_WIDTH_ITEMS_BASE = 1024
-
-
-def zero_width_budget(record_bytes: int) -> int:
-    """Zero-width array items a record of this many bytes may hold in total (all arrays, all depths)."""
-    return ZERO_WIDTH_ITEMS_BASE + ZERO_WIDTH_ITEMS_PER_BYTE * record_bytes
-
-
-def _too_many(count: int, min_width: int, remaining: int) -> DecodeError:
-    if remaining < 0:
-        return DecodeError("invalid Avro data: truncated record")
-    if min_width == 0:
-        return TooManyItems(f"more zero-width array items ({count} in one block) than the record's size allows")
-    return TooManyItems(f"a block declares {count} items of at least {min_width} byte(s) each, but only {remaining} bytes remain")
-
-
-class SchemaRegistryUnavailable(TransientError):
-    """The registry could not be asked: not the record's fault, retry later (do not dead-letter)."""
-
-
-class UnknownSchemaId(DecodeError):
-    """The registry says this writer schema id does not exist (404): the record cannot be read."""
-
-    reason = UNKNOWN_SCHEMA_ID
-
-
-class SchemaNeeded(Exception):
-    """The writer schema with this registry id is not cached yet, and this store does not fetch on
-    a miss: the caller fetches it (`SchemaStore.fetch`, off the event loop) and decodes again.
-
-    A request, not a failure: outside the error tree (`streams.errors`), so that no handler of
-    errors can take it for one; nothing is wrong with the record or the world yet."""
-
-    def __init__(self, schema_id: int) -> None:
-        super().__init__(f"writer schema id {schema_id} is not cached yet")
-        self.schema_id = schema_id
-
-
-# how long a writer schema id the registry refused (404, not Avro, unusable) stays refused before
-# it is asked again: records carrying it are dead-lettered without a registry request each
-REFUSED_ID_TTL_S = 60.0
-
-
-def load_schema_file(path: str | Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        loaded: dict[str, Any] = json.load(f)
-        return loaded
-
-
-def parse(schema: dict[str, Any] | str) -> Any:
-    if isinstance(schema, str):
-        schema = json.loads(schema)
-    return fastavro.parse_schema(schema, _write_hint=False)
-
-
-def _parse_for_reading(schema: dict[str, Any] | str) -> Any:
-    """Like `parse`, but keeps fastavro's "already parsed" marker.
-
-    fastavro's readers parse an unmarked schema again on *every* call (about half the decoding
-    time of a purchase_completed record, see docs/performance.md); a marked one is used as is.
-    Same canonical form and the same decoded values as `parse`.
-    """
-    if isinstance(schema, str):
-        schema = json.loads(schema)
-    return fastavro.parse_schema(schema)
-
-
-def schema_fingerprint(schema: dict[str, Any] | str) -> bytes:
-    """8-byte CRC-64-AVRO fingerprint of the schema's parsing canonical form, as single-object encoding writes it."""
-    parsed = fastavro.parse_schema(json.loads(schema) if isinstance(schema, str) else schema, _write_hint=False)
-    return bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
-
-
-class SchemaStore:
-    """Known writer schemas: by single-object fingerprint (from files) and by registry id (fetched).
-
-    With ``fetch_on_miss=False`` decoding stays free of I/O: an id not cached raises `SchemaNeeded`
-    and the caller runs `fetch` where blocking is harmless (the worker: in a thread, with backoff).
-    Ids are fetched once; ids the registry refuses are remembered for `REFUSED_ID_TTL_S`."""
-
-    def __init__(self, fetch_by_id: Callable[[int], str] | None = None, *, fetch_on_miss: bool = True) -> None:
-        self._by_fingerprint: dict[bytes, Any] = {}
-        self._by_id: dict[int, Any] = {}
-        self._refused: dict[int, tuple[float, DecodeError]] = {}
-        self._fetch_by_id = fetch_by_id
-        self.fetch_on_miss = fetch_on_miss
-
-    def add(self, schema: dict[str, Any] | str) -> bytes:
-        fp = schema_fingerprint(schema)
-        self._by_fingerprint.setdefault(fp, _parse_for_reading(schema))
-        return fp
-
-    def add_files(self, paths: Iterable[Path]) -> None:
-        for p in paths:
-            self.add(load_schema_file(p))
-
-    def by_fingerprint(self, fp: bytes) -> Any:
-        try:
-            return self._by_fingerprint[fp]
-        except KeyError:
-            raise DecodeError(f"single-object fingerprint {fp.hex()} matches no known schema") from None
-
-    @property
-    def has_registry(self) -> bool:
-        return self._fetch_by_id is not None
-
-    def by_id(self, schema_id: int) -> Any:
-        """The parsed writer schema; raises DecodeError (refused id, no registry), SchemaNeeded (not
-        cached, `fetch_on_miss` off) or, when fetching here, SchemaRegistryUnavailable."""
-        parsed = self._by_id.get(schema_id)
-        if parsed is not None:
-            return parsed
-        if self._fetch_by_id is None:
-            raise DecodeError(f"Confluent-framed record (schema id {schema_id}) but no schema registry configured")
-        refused = self._refused.get(schema_id)
-        if refused is not None and time.monotonic() < refused[0]:
-            raise refused[1]
-        if not self.fetch_on_miss:
-            raise SchemaNeeded(schema_id)
-        return self.fetch(schema_id)
-
-    def fetch(self, schema_id: int) -> Any:
-        """Ask the registry for a writer schema id and cache the answer (blocking: call it off the
-        event loop). Raises DecodeError when the id is refused (remembered for REFUSED_ID_TTL_S) and
-        SchemaRegistryUnavailable when the registry could not answer (nothing remembered)."""
-        parsed = self._by_id.get(schema_id)
-        if parsed is not None:
-            return parsed
-        if self._fetch_by_id is None:
-            raise DecodeError(f"Confluent-framed record (schema id {schema_id}) but no schema registry configured")
-        try:
-            text = self._fetch_by_id(schema_id)  # raises DecodeError / SchemaRegistryUnavailable
-            try:
-                parsed = parse(text)
-            except Exception as exc:  # not JSON, not Avro, or unresolved references: the record cannot be read
-                detail = f"{type(exc).__name__}: {exc}"
-                raise DecodeError(f"schema id {schema_id} is not a usable Avro schema: {detail}"[:300]) from None
-        except DecodeError as exc:
-            self._refused[schema_id] = (time.monotonic() + REFUSED_ID_TTL_S, exc)
-            raise
-        self._refused.pop(schema_id, None)
-        self._by_id[schema_id] = parsed
-        return parsed
-
-
-def registry_fetcher(url: str, username: str | None = None, password: str | None = None) -> Callable[[int], str]:
-    """A `fetch_by_id` for SchemaStore backed by confluent-kafka's Schema Registry client."""
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-    from confluent_kafka.schema_registry.error import SchemaRegistryError
-
-    # fail fast: the worker itself retries with backoff (and pauses) while the registry is down
-    conf: dict[str, Any] = {"url": url, "timeout": 5, "max.retries": 1, "retries.wait.ms": 200}
-    if username:
-        conf["basic.auth.user.info"] = f"{username}:{password or ''}"
-    client = SchemaRegistryClient(conf)
-
-    def fetch(schema_id: int) -> str:
-        try:
-            schema = client.get_schema(schema_id)
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == 404:
-                raise UnknownSchemaId(f"schema id {schema_id} not found in the schema registry") from None
-            raise SchemaRegistryUnavailable(f"schema registry error {exc.http_status_code}: {exc.error_message}") from None
-        except Exception as exc:  # connection errors from the HTTP client
-            raise SchemaRegistryUnavailable(f"schema registry unreachable: {type(exc).__name__}") from None
-        if schema.schema_type not in (None, "AVRO"):
-            raise DecodeError(f"schema id {schema_id} is {schema.schema_type}, not AVRO")
-        return str(schema.schema_str)
-
-    return fetch
-
-
-# --------------------------------------------------------------------------- compiled reader
-#
 # fastavro's generic C reader interprets the schema for every value (a nullable field costs
 # ~0.5 µs more than a plain one). `compile_reader` generates, once per writer/reader schema
 # pair, a Python function specialised to the schemas that reads the binary directly: the same
@@ -251,6 +35,27 @@ _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "b
 _MASK64 = (1 << 64) - 1
 _unpack_float = struct.Struct("<f").unpack_from
 _unpack_double = struct.Struct("<d").unpack_from
+
+
+# Items that encode to zero bytes (null, an empty record, fixed of size 0, records of only such
+# fields) cost nothing on the wire, so a 5-byte record can declare 2**63 of them and keep a
+# decoder busy for hours. Legitimate uses are tiny; a whole record may hold at most this many of
+# them: 8 per byte of the record, plus 1024 so that small records are never refused for a few.
+ZERO_WIDTH_ITEMS_PER_BYTE = 8
+ZERO_WIDTH_ITEMS_BASE = 1024
+
+
+def zero_width_budget(record_bytes: int) -> int:
+    """Zero-width array items a record of this many bytes may hold in total (all arrays, all depths)."""
+    return ZERO_WIDTH_ITEMS_BASE + ZERO_WIDTH_ITEMS_PER_BYTE * record_bytes
+
+
+def _too_many(count: int, min_width: int, remaining: int) -> DecodeError:
+    if remaining < 0:
+        return DecodeError("invalid Avro data: truncated record")
+    if min_width == 0:
+        return TooManyItems(f"more zero-width array items ({count} in one block) than the record's size allows")
+    return TooManyItems(f"a block declares {count} items of at least {min_width} byte(s) each, but only {remaining} bytes remain")
 
 
 class _Unsupported(Exception):
@@ -750,116 +555,3 @@ class ItemBounds:
                 count, pos = _read_long(data, pos)
             return pos
         raise DecodeError(f"invalid Avro data: cannot walk type {t}")
-
-
-class Decoder:
-    """Decodes one route's records into Python dicts with the route's schema as reader schema."""
-
-    def __init__(self, reader_schema: dict[str, Any], framing: Framing, store: SchemaStore) -> None:
-        self.framing = framing
-        self.store = store
-        self.reader = _parse_for_reading(reader_schema)
-        self.reader_fp = store.add(reader_schema)
-        # resolution is skipped when writer == reader (same canonical form): much faster
-        self._same: set[int] = set()
-        # compiled readers per writer schema object (None: fastavro reads that writer); the writer
-        # objects are held by the store (and here), so their ids stay valid
-        self._compiled: dict[int, tuple[Any, Callable[[bytes, int], tuple[Any, int]] | None]] = {}
-        # block-count checkers for the writers fastavro reads (None: no array or map to bound)
-        self._bounds: dict[int, tuple[Any, ItemBounds | None]] = {}
-
-    def _compiled_for(self, writer: Any) -> Callable[[bytes, int], tuple[Any, int]] | None:
-        entry = self._compiled.get(id(writer))
-        if entry is None:
-            fn = compile_reader(writer, None if writer is self.reader else self.reader)
-            entry = self._compiled[id(writer)] = (writer, fn)
-        return entry[1]
-
-    def _read(self, data: bytes | memoryview, start: int, writer: Any) -> dict[str, Any]:
-        entry = self._compiled.get(id(writer))
-        fn = entry[1] if entry is not None else self._compiled_for(writer)
-        if fn is not None:
-            if type(data) is not bytes:
-                data = bytes(data)
-            try:
-                rec, end = fn(data, start)
-            except DecodeError:
-                raise
-            except Exception as exc:  # bad bytes: index/struct/unicode/overflow errors and the like
-                raise DecodeError(f"invalid Avro data: {type(exc).__name__}: {exc}"[:300]) from None
-            if end != len(data):
-                if end > len(data):
-                    raise DecodeError("invalid Avro data: truncated record")
-                raise DecodeError(f"{len(data) - end} trailing bytes after the Avro record")
-            if type(rec) is not dict:
-                raise DecodeError("decoded value is not a record")
-            return rec
-        return self._read_fastavro(data, start, writer)
-
-    def _read_fastavro(self, data: bytes | memoryview, start: int, writer: Any) -> dict[str, Any]:
-        entry = self._bounds.get(id(writer))
-        if entry is None:
-            entry = self._bounds[id(writer)] = (writer, ItemBounds(writer) if ItemBounds.needed(writer) else None)
-        if entry[1] is not None:
-            entry[1].check(bytes(data), start)
-        buf = io.BytesIO(data)
-        buf.seek(start)
-        reader = None if writer is self.reader else self.reader
-        try:
-            rec = fastavro.schemaless_reader(buf, writer, reader)
-        except Exception as exc:  # fastavro raises many types on garbage: all mean "bad bytes"
-            raise DecodeError(f"invalid Avro data: {type(exc).__name__}: {exc}"[:300]) from None
-        if buf.tell() != len(data):
-            raise DecodeError(f"{len(data) - buf.tell()} trailing bytes after the Avro record")
-        if not isinstance(rec, dict):
-            raise DecodeError("decoded value is not a record")
-        return rec
-
-    def decode(self, data: bytes | None) -> dict[str, Any]:
-        if data is None:
-            raise DecodeError("record has no value (tombstone)")
-        framing = self.framing
-        if framing == "auto":
-            framing = self.detect(data)
-        if framing == "confluent":
-            if len(data) < 5 or data[0] != CONFLUENT_MAGIC:
-                raise DecodeError("not Confluent wire format (magic byte 0 + 4-byte schema id expected)")
-            (schema_id,) = struct.unpack_from(">I", data, 1)
-            writer = self.store.by_id(schema_id)
-            if schema_id in self._same:
-                writer = self.reader
-            elif to_parsing_canonical_form(writer) == to_parsing_canonical_form(self.reader):
-                self._same.add(schema_id)
-                writer = self.reader
-            return self._read(data, 5, writer)
-        if framing == "single_object":
-            if len(data) < 10 or data[:2] != SINGLE_OBJECT_MAGIC:
-                raise DecodeError("not Avro single-object encoding (C3 01 + 8-byte fingerprint expected)")
-            fp = bytes(data[2:10])
-            writer = self.reader if fp == self.reader_fp else self.store.by_fingerprint(fp)
-            return self._read(data, 10, writer)
-        return self._read(data, 0, self.reader)
-
-    def detect(self, data: bytes) -> Framing:
-        if len(data) >= 10 and data[:2] == SINGLE_OBJECT_MAGIC:
-            return "single_object"
-        if len(data) >= 5 and data[0] == CONFLUENT_MAGIC and self.store.has_registry:
-            return "confluent"
-        return "plain"
-
-
-# --------------------------------------------------------------------------- encoding (tests, demo, bench)
-
-
-def encode_plain(schema: Any, record: dict[str, Any]) -> bytes:
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, schema, record)
-    return buf.getvalue()
-
-
-def encode_single_object(schema: Any, record: dict[str, Any], fp: bytes) -> bytes:
-    return SINGLE_OBJECT_MAGIC + fp + encode_plain(schema, record)
-
-
-def encode_confluent(schema: Any, record: dict[str, Any], schema_id: int) -> bytes:
-    return struct.pack(">bI", CONFLUENT_MAGIC, schema_id) + encode_plain(schema, record)
