@@ -28,21 +28,18 @@ from streams.ops import (
     Check,
     CheckReport,
     DeadLetterCounts,
-    MetricsScrape,
     RouteStatus,
     Scrubber,
     StatusReport,
-    dead_letter_key,
-    dead_letter_text,
-    metrics_endpoint,
     parse_paused,
     partition_lag,
-    paused_state,
     probe_auth,
     render_check,
     render_status,
-    scrape_metrics,
 )
+from streams.ops.kafka_probe import dead_letter_key
+from streams.ops.render import dead_letter_text
+from streams.ops.status import MetricsScrape, metrics_endpoint, paused_state, scrape_metrics
 from streams.urls import safe_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,7 +172,7 @@ def test_status_reads_the_destination_state_from_the_workers() -> None:
     from prometheus_client import generate_latest
 
     from streams.metrics import Metrics
-    from streams.ops import destination_state, parse_destination_gauges
+    from streams.ops.status import destination_state, parse_destination_gauges
 
     m = Metrics()
     m.destination_refusing.labels("zeotap").set(1)

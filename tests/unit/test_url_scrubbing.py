@@ -1,4 +1,4 @@
-"""Destination / registry URLs are logged and printed without credentials (streams.ops.safe_url,
+"""Destination / registry URLs are logged and printed without credentials (streams.urls.safe_url,
 Scrubber, Bridge._warn_insecure, config errors)."""
 
 from __future__ import annotations
