@@ -322,6 +322,18 @@ ERROR_CASES = [
         id="bad-mapping-as",
     ),
     pytest.param(
+        _set("routes", "page_view", "mapping", "consent", "{kind}", value={"path": "a", "identity": "email"}),
+        "routes.page_view.mapping",
+        ["mapping.consent.{kind}", "'identity' cannot be used with a key taken from the record"],
+        id="identity-under-a-key-from-the-record",
+    ),
+    pytest.param(
+        _set("routes", "page_view", "mapping", "event", "*", value={"exclude": [["a"]]}),
+        "routes.page_view.mapping",
+        ["invalid mapping", "unhashable"],
+        id="mapping-exclude-unhashable",
+    ),
+    pytest.param(
         _both(_set("kafka", "security_protocol", value="SASL_SSL"), _set("kafka", "sasl", value={"mechanism": "PLAIN"})),
         "kafka.sasl",
         ["PLAIN needs username and password"],

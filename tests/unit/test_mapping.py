@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.mapping_spec import MappingSpecError
+from streams.mapping_spec import ConstField, CountryField, MappingSpecError, PathField, RestField, parse_mapping
 from streams.pipeline.mapping import (
     IdentityTarget,
     Mapping,
@@ -474,28 +474,55 @@ def test_sections_follow_the_canonical_order() -> None:
 # --------------------------------------------------------------------------- spec errors
 
 
-@pytest.mark.parametrize(
-    "spec, fragments",
-    [
-        ({"event": {"v": {"path": "x", "bogus": 1}}}, ["mapping.event.v", "unknown option", "bogus"]),
-        ({"user": {"v": {"path": "x", "format": "iso"}}}, ["mapping.user.v", "unknown option", "format"]),
-        ({"event": {"v": {"path": "x", "as": "uuid"}}}, ["mapping.event.v", "'as'", "uuid"]),
-        ({"event": {"v": {"path": "x", "as": "datetime"}}}, ["'as'", "datetime"]),
-        ({"user": {"v": {"path": "x", "identity": "ssn"}}}, ["mapping.user.v", "'identity'", "ssn"]),
-        ({"user": {"v": {"path": "x", "identity": "EMAIL"}}}, ["'identity'", "EMAIL"]),
-        ({"event": {"v": {"default": 1}}}, ["mapping.event.v", "needs 'path', 'const' or 'country'"]),
-        ({"event": {"v": {"required": True}}}, ["needs 'path'"]),
-        ({"event": {"*": {"from": "a", "bogus": 1}}}, ["mapping.event.*", "expects"]),
-        ({"event": {"*": "customer"}}, ["mapping.event.*", "expects"]),
-        ({"consent": {"{kind}": {"path": "x", "identity": "email"}}}, ["mapping.consent.{kind}", "identity"]),
-    ],
-)
+BAD_SPECS = [
+    ({"event": {"v": {"path": "x", "bogus": 1}}}, ["mapping.event.v", "unknown option", "bogus"]),
+    ({"user": {"v": {"path": "x", "format": "iso"}}}, ["mapping.user.v", "unknown option", "format"]),
+    ({"event": {"v": {"path": "x", "as": "uuid"}}}, ["mapping.event.v", "'as'", "uuid"]),
+    ({"event": {"v": {"path": "x", "as": "datetime"}}}, ["'as'", "datetime"]),
+    ({"user": {"v": {"path": "x", "identity": "ssn"}}}, ["mapping.user.v", "'identity'", "ssn"]),
+    ({"user": {"v": {"path": "x", "identity": "EMAIL"}}}, ["'identity'", "EMAIL"]),
+    ({"event": {"v": {"default": 1}}}, ["mapping.event.v", "needs 'path', 'const' or 'country'"]),
+    ({"event": {"v": {"required": True}}}, ["needs 'path'"]),
+    ({"event": {"*": {"from": "a", "bogus": 1}}}, ["mapping.event.*", "expects"]),
+    ({"event": {"*": "customer"}}, ["mapping.event.*", "expects"]),
+    ({"consent": {"{kind}": {"path": "x", "identity": "email"}}}, ["mapping.consent.{kind}", "identity"]),
+]
+
+
+@pytest.mark.parametrize("spec, fragments", BAD_SPECS)
 def test_bad_specs_are_spec_errors(spec: dict[str, Any], fragments: list[str]) -> None:
     with pytest.raises(MappingSpecError) as info:
         Mapping(spec)
     for fragment in fragments:
         assert fragment in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("spec, fragments", BAD_SPECS)
+def test_the_parser_alone_finds_bad_specs(spec: dict[str, Any], fragments: list[str]) -> None:
+    # what the config validates with (it must not import the pipeline): the same error as compiling
+    with pytest.raises(MappingSpecError) as info:
+        parse_mapping(spec)
+    with pytest.raises(MappingSpecError) as compiled:
+        Mapping(spec)
+    assert str(info.value) == str(compiled.value)
+
+
+def test_the_parser_keeps_the_fields_in_order() -> None:
+    parsed = parse_mapping(
+        {
+            "user": {"_keep_nulls": True, "e": {"path": "c.email", "identity": "email"}, "k": 3},
+            "event": {"n": {"const": "x"}, "c": {"country": True}, "*": {"from": "d", "exclude": "z"}},
+        }
+    )
+    assert parsed.sections == ("event", "user")
+    assert parsed.fields == (
+        ConstField("event", "n", "x"),
+        CountryField("event", "c"),
+        RestField("event", "d", frozenset({"z"}), keep_null=False),
+        PathField("user", "e", "c.email", None, required=False, keep_null=True, coerce=None, identity="email", consent=False),
+        ConstField("user", "k", 3),
+    )
 
 
 @pytest.mark.parametrize(
