@@ -40,7 +40,7 @@ def main() -> None:
     from streams.config import load_config
     from streams.destinations.zeotap import Zeotap
     from streams.pipeline.outcome import Payload
-    from streams.pipeline.transform import build_pipelines
+    from streams.routes import build_pipelines
 
     cfg = load_config(args.config)
     pipeline = build_pipelines(cfg, routes=[ROUTE])[ROUTE]

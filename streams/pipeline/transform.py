@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from streams.codec import DecodeError, Decoder, SchemaNeeded
-from streams.config import RouteSettings
 from streams.errors import EventTooLarge, MissingCountry, MissingIdentifier, RecordError
 from streams.pipeline import consent as consent_mod
 from streams.pipeline.consent import MissingConsent
@@ -43,6 +42,9 @@ from streams.pipeline.outcome import (
     Rejected,
 )
 from streams.pipeline.sections import EVENT_ID
+
+if TYPE_CHECKING:  # the route's settings are read, never built, here: the pipeline loads no config
+    from streams.config import RouteSettings
 
 # deterministic event ids for records without one: same topic/partition/offset -> same id
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c2b1e-3c55-4b7e-9a59-0d7f3e1c9b42")

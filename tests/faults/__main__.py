@@ -30,7 +30,7 @@ import yaml
 
 from streams.codec import load_schema_file
 from streams.config import BridgeConfig
-from streams.pipeline.transform import build_pipelines
+from streams.routes import build_pipelines
 from tests.faults.plumbing import RETRY, ROUTE, WORK, Aborted, Rec, Result, Suite, metric_sum, scrape
 
 
