@@ -20,9 +20,10 @@ from streams.deadletter import DEAD_LETTER_HEADROOM, DeadLetter, DeadLetterFaile
 from streams.delivery.sink import Abandoned, DestinationMisconfigured, Failed, Lease, Sink
 from streams.destinations import make_destination
 from streams.engines.report import REGISTRY, ConsumingReport
+from streams.errors import DestinationRejected
 from streams.kafka import confluent_conf, connect_admin, max_message_bytes
 from streams.metrics import METRICS
-from streams.pipeline.outcome import Filtered, Payload, Rejected
+from streams.pipeline.outcome import DELIVER, INTERNAL, UNEXPECTED_ERROR, Filtered, Payload, Rejected
 from streams.pipeline.transform import RoutePipeline
 from streams.replay import replay_count_of
 from streams.routes import build_pipelines
@@ -247,7 +248,7 @@ class Bridge:
                 continue
             except Exception as exc:  # a bug must not stop the stream or lose the record
                 log.exception("route %s: unexpected error at %s/%d/%d", pipeline.name, m.topic(), m.partition(), m.offset())
-                out = Rejected("internal", "unexpected_error", f"{type(exc).__name__} in the pipeline", type(exc).__name__)
+                out = Rejected(INTERNAL, UNEXPECTED_ERROR, f"{type(exc).__name__} in the pipeline", type(exc).__name__)
             if backoff:
                 self.report.paused(pipeline.name, REGISTRY, False)
                 log.info("route %s resumed: the schema registry answered", pipeline.name)
@@ -306,7 +307,9 @@ class Bridge:
                         route,
                         dest,
                         src[i],
-                        Rejected("deliver", result.reason, f"{dest} rejected the event", "DestinationRejected", out.event_id),
+                        Rejected(
+                            DELIVER, result.reason, f"{dest} rejected the event", DestinationRejected.__name__, out.event_id
+                        ),
                     )
                     dl.http_status, dl.debug, dl.attempts = result.status, result.debug, result.attempts
                     dl.first_failure, dl.last_failure = result.first_failure, result.last_failure

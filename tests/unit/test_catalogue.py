@@ -32,10 +32,6 @@ LABEL_PAIRS = set(DEAD_LETTERS) | set(FILTERS)
 REASONS = {reason for _, reason in LABEL_PAIRS}
 ALL_PAIRS = LABEL_PAIRS | set(DRY_RUN_REJECTIONS)
 
-# Literals left in streams/app.py for the lead to switch to the constants (another agent rewrites
-# that file): still checked to be catalogue values and real class names. Drop this once they are gone.
-LITERALS_LEFT = {"streams/app.py"}
-
 
 def _record_error_classes() -> dict[str, type[errors.RecordError]]:
     """Every RecordError subclass defined in `streams/` (found in the source, then imported)."""
@@ -201,7 +197,7 @@ def _literals(node: ast.expr) -> Iterator[str]:
             yield n.value
 
 
-def _value_problem(what: str, node: ast.expr, literals_allowed: bool) -> str | None:
+def _value_problem(what: str, node: ast.expr) -> str | None:
     """Why this stage/reason/error_class argument is not taken from the catalogue or a real class."""
     if what == "error_class" and isinstance(node, ast.Attribute) and node.attr == "__name__":
         if isinstance(node.value, ast.Name) and node.value.id not in ERROR_CLASSES | set(RECORD_ERRORS):
@@ -209,15 +205,10 @@ def _value_problem(what: str, node: ast.expr, literals_allowed: bool) -> str | N
         return None
     if not _is_literal(node):
         return None
-    values = list(_literals(node))
-    if not literals_allowed:
-        return f"{what} is a string literal {values}: use the catalogue (streams.pipeline.outcome) / a real class"
-    allowed = {"stage": set(STAGES), "reason": REASONS, "error_class": ERROR_CLASSES}[what]
-    wrong = [v for v in values if v not in allowed]
-    return f"{what} literal(s) {wrong} are not in the catalogue / streams.errors" if wrong else None
+    return f"{what} is a string literal {list(_literals(node))}: use the catalogue (streams.pipeline.outcome) / a real class"
 
 
-def code_problems(source: str, literals_allowed: bool = False) -> list[str]:
+def code_problems(source: str) -> list[str]:
     problems: list[str] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call):
@@ -231,7 +222,7 @@ def code_problems(source: str, literals_allowed: bool = False) -> list[str]:
                     args[what] = node.args[pos]
             args.update({k.arg: k.value for k in node.keywords if k.arg in KEYWORDS})
             for what, arg in args.items():
-                why = _value_problem(what, arg, literals_allowed)
+                why = _value_problem(what, arg)
                 if why:
                     problems.append(f"line {node.lineno}: {name}(): {why}")
         elif isinstance(node, ast.Compare):
@@ -239,7 +230,7 @@ def code_problems(source: str, literals_allowed: bool = False) -> list[str]:
             sides = [node.left, *node.comparators]
             if any(isinstance(s, ast.Attribute) and s.attr in ("stage", "reason") for s in sides):
                 for s in sides:
-                    if isinstance(s, ast.Constant) and isinstance(s.value, str) and not literals_allowed:
+                    if isinstance(s, ast.Constant) and isinstance(s.value, str):
                         problems.append(f"line {node.lineno}: compares a stage/reason with the literal {s.value!r}")
     return problems
 
@@ -252,7 +243,7 @@ def _sources() -> Iterator[tuple[str, str]]:
 
 
 def test_outcomes_are_built_from_the_catalogue_and_real_classes() -> None:
-    found = {rel: code_problems(src, literals_allowed=rel in LITERALS_LEFT) for rel, src in _sources()}
+    found = {rel: code_problems(src) for rel, src in _sources()}
     assert {rel: p for rel, p in found.items() if p} == {}
     # the scan sees the builders: transform builds rejections and filters, the sink its failures
     sources = dict(_sources())
@@ -270,10 +261,7 @@ def test_code_check_catches_literals_and_invented_classes() -> None:
     assert len(code_problems('self._fail(items[0], "too_large", status, reason, now)')) == 1
     assert len(code_problems('DeadLetter(route="r", stage="decode", reason=r, error_class=c)')) == 1
     assert len(code_problems('x = b"a" if self.stage != "deliver" else b"b"')) == 1
-    # the literals left for the lead are still checked for their values
-    assert code_problems('Rejected("internal", "unexpected_error", d, type(exc).__name__)', literals_allowed=True) == []
-    assert code_problems('Rejected("deliver", r, d, "DestinationRejected")', literals_allowed=True) == []
-    assert len(code_problems('Rejected("deliver", r, d, "Rejection")', literals_allowed=True)) == 1
+    assert len(code_problems('Rejected("internal", "unexpected_error", d, type(exc).__name__)')) == 2
 
 
 def test_every_record_error_is_dead_lettered_with_a_catalogue_pair() -> None:
