@@ -1,5 +1,7 @@
 """The arrows point one way: the import graph of `streams/`, read from the source with `ast`.
 
+(That the emulator imports nothing of the bridge is tests/unit/test_emulator_independence.py.)
+
 Every import counts, also the ones inside functions (a lazy import is still an arrow: it is how
 the old app.py <-> worker.py cycle hid), except those under `if TYPE_CHECKING:`, which never run.
 """
@@ -168,10 +170,3 @@ def test_the_mapping_language_is_pure() -> None:
 
 def test_config_does_not_import_the_pipeline() -> None:
     assert sorted(t for t in GRAPH["streams.config"][0] if t.startswith("streams.pipeline")) == []
-
-
-@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("streams.dev.emulator")))
-def test_the_emulator_imports_nothing_from_the_bridge(module: str) -> None:
-    # it is an independent check of our sender: it follows the documents, not our code
-    ours, _ = GRAPH[module]
-    assert sorted(t for t in ours if not t.startswith("streams.dev.emulator")) == []
