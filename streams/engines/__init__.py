@@ -13,7 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING, Protocol
 
 from streams.config import BridgeConfig
-from streams.engines.batch import BatchConsumer
+from streams.engines.batch import BatchEngine
 
 if TYPE_CHECKING:  # the Bridge reports into engines.report: a runtime import here would be a cycle
     from streams.app import Bridge
@@ -47,4 +47,4 @@ def make_engine(config: BridgeConfig, bridge: Bridge, loop: asyncio.AbstractEven
         from streams.engines.faust import FaustEngine
 
         return FaustEngine(config, bridge, bridge.report)
-    return BatchConsumer(config, bridge, loop, bridge.report)
+    return BatchEngine(config, bridge, loop, bridge.report)

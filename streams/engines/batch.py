@@ -40,7 +40,7 @@ from streams.kafka import confluent_conf
 log = logging.getLogger("streams.consumer")
 
 
-class BatchConsumer:
+class BatchEngine:
     """Consumes every route's topic on its own thread and hands batches to `bridge.process_batch`."""
 
     def __init__(

@@ -123,17 +123,17 @@ def config() -> BridgeConfig:
     )
 
 
-def engine(config: BridgeConfig, monkeypatch: pytest.MonkeyPatch) -> tuple[batch_mod.BatchConsumer, FakeConsumer, Bridge]:
+def engine(config: BridgeConfig, monkeypatch: pytest.MonkeyPatch) -> tuple[batch_mod.BatchEngine, FakeConsumer, Bridge]:
     monkeypatch.setattr(batch_mod, "Consumer", FakeConsumer)
     loop = asyncio.new_event_loop()
     bridge = Bridge()
-    bc = batch_mod.BatchConsumer(config, bridge, loop)
+    bc = batch_mod.BatchEngine(config, bridge, loop)
     bc.consumer.subscribe([TOPIC], on_assign=bc._on_assign, on_revoke=bc._on_revoke, on_lost=bc._on_lost)
     bc.consumer.owner = bc
     return bc, bc.consumer, bridge  # type: ignore[return-value]
 
 
-def run_once(bc: batch_mod.BatchConsumer) -> None:
+def run_once(bc: batch_mod.BatchEngine) -> None:
     """One turn of the consuming thread: consume, dispatch, let the event loop settle, commit."""
     msgs = bc._consume()
     if msgs:

@@ -323,12 +323,12 @@ def test_batch_consumer_fetch_settings_reach_librdkafka(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(consumer_mod, "Consumer", Capture)
     cfg = load_config(EXAMPLE, env={"ZEOTAP_WRITE_KEY": "k"})
-    consumer_mod.BatchConsumer(cfg, bridge=None, loop=asyncio.new_event_loop())
+    consumer_mod.BatchEngine(cfg, bridge=None, loop=asyncio.new_event_loop())
     assert seen[-1]["fetch.min.bytes"] == 65_536 and seen[-1]["fetch.wait.max.ms"] == 50
     assert seen[-1]["enable.auto.commit"] is False
 
     tuned = cfg.model_copy(update={"kafka": cfg.kafka.model_copy(update={"fetch_min_bytes": 1, "fetch_max_wait_ms": 500})})
-    consumer_mod.BatchConsumer(tuned, bridge=None, loop=asyncio.new_event_loop())
+    consumer_mod.BatchEngine(tuned, bridge=None, loop=asyncio.new_event_loop())
     assert seen[-1]["fetch.min.bytes"] == 1 and seen[-1]["fetch.wait.max.ms"] == 500
 
 
