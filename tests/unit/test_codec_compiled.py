@@ -14,6 +14,7 @@ import io
 import json
 import random
 import uuid
+import zlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,8 @@ def check_pair(writer: Any, reader: Any, n: int, seed: int) -> int:
 @pytest.mark.parametrize("event", SHIPPED)
 def test_every_shipped_schema_compiles_and_matches_fastavro(event: str) -> None:
     schema = load_schema_file(SCHEMAS / f"{event}.avsc")
-    check_pair(schema, None, 300, seed=hash(event) % 1000)
+    # a seed per schema that is the same in every run (str hashes change with PYTHONHASHSEED)
+    check_pair(schema, None, 300, seed=zlib.crc32(event.encode()) % 1000)
 
 
 @pytest.mark.parametrize("event", SHIPPED)
