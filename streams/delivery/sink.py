@@ -502,7 +502,8 @@ class Sink:
             finally:
                 self._m_latency.observe(time.perf_counter() - t0)
             _release(resp)
-            c = self.api.classify(resp.status_code, resp.headers)
+            # a success's body is not read (the APIs answer 2xx with nothing the bridge uses)
+            c = self.api.classify(resp.status_code, resp.headers, resp.content if resp.status_code >= 300 else b"")
             pushed_back = c.verdict is Verdict.RETRY
         finally:
             self._slots.release(pushed_back)

@@ -92,7 +92,7 @@ class Zeotap(DestinationAPI):
     def request(self, body: bytes, gzipped: bool = False) -> Request:
         return Request(self._url, self._gzip_headers if gzipped else self._headers, body)
 
-    def classify(self, status: int, headers: Mapping[str, str]) -> Classified:
+    def classify(self, status: int, headers: Mapping[str, str], body: bytes = b"") -> Classified:
         debug = headers.get("x-zeo-debug", "")
         # a whole word, so an event field such as `region_code` in the text is not mistaken for it
         if status == 400 and _CONFIG_HINTS.search(debug) and not _EVENT_INDEX.search(debug):

@@ -116,7 +116,7 @@ def probe_auth(name: str, settings: DestinationSettings, client: Any = None) -> 
         if own:
             client.close()
     status = resp.status_code
-    classified = api.classify(status, {k.lower(): v for k, v in resp.headers.items()})
+    classified = api.classify(status, {k.lower(): v for k, v in resp.headers.items()}, resp.content if status >= 300 else b"")
     said = _response_text(resp, classified.reason)
     said_part = f": {said}" if said else ""
     if 300 <= status < 400:
