@@ -711,14 +711,16 @@ def test_audiohook_oversize_event(multi: dict[str, RoutePipeline]) -> None:
     assert isinstance(out, Rejected) and out.reason == "too_large"
 
 
-@pytest.mark.parametrize(
-    "changes, customer_id",
-    [
-        ({}, "cust-1"),
-        ({"customer.customer_id": None, "customer.anonymous_id": "anon-7"}, "anon-7"),
-    ],
-)
-def test_activation_payload(multi: dict[str, RoutePipeline], changes: dict[str, Any], customer_id: str) -> None:
+def test_activation_customer_id_never_falls_back_to_another_identifier(multi: dict[str, RoutePipeline]) -> None:
+    # another kind of identifier in customer_id sends the event to the wrong profile (the guide)
+    out = _run(multi["act_purchase"], _with(_purchase(), **{"customer.customer_id": None, "customer.anonymous_id": "anon-7"}))
+    assert isinstance(out, Rejected)
+    assert (out.stage, out.reason, out.event_id) == ("encode", "missing_required_field", "evt-123")
+    assert "customer_id" in out.detail and "anon-7" not in out.detail
+
+
+def test_activation_payload(multi: dict[str, RoutePipeline]) -> None:
+    customer_id = "cust-1"
     payload = _payload(_run(multi["act_purchase"], _with(_purchase(), **changes)))
     assert set(payload) == {"event", "timestamp", "customer_id", "properties", "event_id"}
     assert payload["event"] == "purchase_completed"
