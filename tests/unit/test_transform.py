@@ -721,7 +721,7 @@ def test_activation_customer_id_never_falls_back_to_another_identifier(multi: di
 
 def test_activation_payload(multi: dict[str, RoutePipeline]) -> None:
     customer_id = "cust-1"
-    payload = _payload(_run(multi["act_purchase"], _with(_purchase(), **changes)))
+    payload = _payload(_run(multi["act_purchase"], _purchase()))
     assert set(payload) == {"event", "timestamp", "customer_id", "properties", "event_id"}
     assert payload["event"] == "purchase_completed"
     assert payload["timestamp"] == "2024-01-01T00:00:00.000Z"
