@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import time
 from collections.abc import Callable, Iterator
@@ -565,7 +566,9 @@ def test_activation_auth(emu: Emulator, http: httpx.Client, authorization: str |
         ({"event_id": 17}, "event_id"),
     ],
 )
-def test_activation_required_fields(emu: Emulator, http: httpx.Client, overrides: dict[str, Any], field: str) -> None:
+def test_activation_required_fields(
+    emu: Emulator, make_emulator: Callable[..., Emulator], http: httpx.Client, overrides: dict[str, Any], field: str
+) -> None:
     ev = act_event()
     for key, value in overrides.items():
         if value is None:
@@ -578,10 +581,12 @@ def test_activation_required_fields(emu: Emulator, http: httpx.Client, overrides
     assert body["error"] == "invalid_event"
     assert body["field"] == field
     assert field in body["message"]
-    resp = act_post(http, emu, {"events": [act_event("b-0"), ev]})
-    assert resp.status_code == 400
-    assert resp.json()["index"] == 1
     assert zstats(emu, "activation")["events_received"] == 0
+    batching = make_emulator(activation_batch_key="events")
+    resp = act_post(http, batching, {"events": [act_event("b-0"), ev]})
+    assert resp.status_code == 400
+    assert (resp.json()["index"], resp.json()["field"]) == (1, field)
+    assert zstats(batching, "activation")["events_received"] == 0
 
 
 @pytest.mark.parametrize("timestamp", ["2024-01-15T14:32:00Z", "2024-09-04T23:02:44-12:00", "2024-01-15T14:32:00.123"])
@@ -608,15 +613,74 @@ def test_activation_idempotency(emu: Emulator, http: httpx.Client) -> None:
     assert set(emu.admin.receipts("activation")["activation"]) == {"idem-1", "body-1"}
 
 
-def test_activation_batch(emu: Emulator, http: httpx.Client) -> None:
-    batch = {"events": [act_event("b-1"), act_event("b-2"), act_event(None)]}
+def test_activation_is_single_event_by_default(emu: Emulator, http: httpx.Client) -> None:
+    # the guide shows one event per request and no batch form: a batch is a malformed payload
+    resp = act_post(http, emu, {"events": [act_event("b-1"), act_event("b-2")]})
+    assert resp.status_code == 400
+    assert "one event per request" in resp.json()["message"]
+    assert act_post(http, emu, [act_event()]).status_code == 400
+    assert zstats(emu, "activation")["events_received"] == 0
+
+
+@pytest.mark.parametrize("key", ["events", "data"])
+def test_activation_batch_when_configured(make_emulator: Callable[..., Emulator], http: httpx.Client, key: str) -> None:
+    emu = make_emulator(activation_batch_key=key)
+    batch = {key: [act_event("b-1"), act_event("b-2"), act_event(None)]}
     resp = act_post(http, emu, batch, **{"Idempotency-Key": "req-9"})
     assert resp.status_code == 202
     assert resp.json() == {"status": "accepted", "events": 3, "duplicates": 0}
     assert set(emu.admin.receipts("activation")["activation"]) == {"b-1", "b-2", "req-9#2"}
-    assert act_post(http, emu, {"events": []}).status_code == 400
+    assert act_post(http, emu, {key: []}).status_code == 400
     assert act_post(http, emu, [act_event()]).status_code == 400
-    assert act_post(http, emu, {"events": [act_event("b-1")]}).json()["duplicates"] == 1
+    assert act_post(http, emu, act_event("bare")).status_code == 400  # a batch API takes the envelope only
+    other = "data" if key == "events" else "events"
+    assert act_post(http, emu, {other: [act_event("b-3")]}).status_code == 400
+    assert act_post(http, emu, {key: [act_event("b-1")]}).json()["duplicates"] == 1
+
+
+def _basic(credentials: str) -> str:
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("options", "headers", "status"),
+    [
+        ({"activation_auth": "basic"}, {"Authorization": _basic(f"emulator:{DEFAULT_API_KEY}")}, 202),
+        ({"activation_auth": "basic"}, {"Authorization": _basic("emulator:wrong")}, 401),
+        ({"activation_auth": "basic"}, {"Authorization": _basic(f"other:{DEFAULT_API_KEY}")}, 401),
+        ({"activation_auth": "basic"}, {"Authorization": "Basic !!"}, 401),
+        ({"activation_auth": "basic"}, {"Authorization": f"Bearer {DEFAULT_API_KEY}"}, 401),
+        ({"activation_auth": "header"}, {"X-API-Key": DEFAULT_API_KEY}, 202),
+        ({"activation_auth": "header", "activation_auth_header": "X-Token"}, {"X-Token": DEFAULT_API_KEY}, 202),
+        ({"activation_auth": "header", "activation_auth_header": "X-Token"}, {"X-API-Key": DEFAULT_API_KEY}, 401),
+        ({"activation_auth": "header"}, {"Authorization": f"Bearer {DEFAULT_API_KEY}"}, 401),
+        ({"activation_auth": "header"}, {"X-API-Key": "wrong"}, 401),
+    ],
+)
+def test_activation_auth_schemes(
+    make_emulator: Callable[..., Emulator], http: httpx.Client, options: dict[str, Any], headers: dict[str, str], status: int
+) -> None:
+    emu = make_emulator(**options)
+    body = orjson.dumps(act_event())
+    resp = http.post(emu.activation_url, content=body, headers={"Content-Type": "application/json", **headers})
+    assert resp.status_code == status
+    if status == 401:
+        assert resp.json()["error"] == "unauthorized" and "WWW-Authenticate" in resp.headers
+
+
+def test_activation_path_and_idempotency_header_options(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
+    emu = make_emulator(activation_path="/v2/ingest", activation_idempotency_header="X-Event-Id")
+    assert emu.activation_url == f"{emu.base_url}/v2/ingest"
+    default_path = f"{emu.base_url}/activation/events"
+    assert http.post(default_path, content=orjson.dumps(act_event()), headers=ACT_HEADERS).status_code == 404
+    assert act_post(http, emu, act_event(None), **{"X-Event-Id": "k-1"}).status_code == 202
+    assert act_post(http, emu, act_event(None), **{"X-Event-Id": "k-1"}).json()["duplicates"] == 1
+    # another header name is not the idempotency key: the body's event_id is
+    assert act_post(http, emu, act_event("e-1"), **{"Idempotency-Key": "k-1"}).json()["duplicates"] == 0
+    assert set(emu.admin.receipts("activation")["activation"]) == {"k-1", "e-1"}
+    off = make_emulator(activation_idempotency_header=None)
+    act_post(http, off, act_event("e-2"), **{"Idempotency-Key": "k-2"})
+    assert set(off.admin.receipts("activation")["activation"]) == {"e-2"}
 
 
 def test_activation_content_type_and_size(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
@@ -990,3 +1054,25 @@ def test_emulator_process(http: httpx.Client) -> None:
         pid_process = proc.process
         assert pid_process is not None and pid_process.poll() is None  # running while in use
     assert pid_process.poll() is not None  # and gone when the block is left
+
+
+def test_cli_activation_options() -> None:
+    from streams.dev.emulator.cli import _activation_options, _parse_args
+
+    assert _activation_options(_parse_args([])) == {}  # every activation default kept
+    argv = ["--activation-path", "/v2/ingest", "--activation-auth", "header", "--activation-auth-header", "X-Token"]
+    argv += ["--activation-batch-key", "data", "--activation-idempotency-header", "none", "--activation-username", "u"]
+    options = _activation_options(_parse_args(argv))
+    assert options == {
+        "path": "/v2/ingest",
+        "auth": "header",
+        "auth_header": "X-Token",
+        "username": "u",
+        "batch_key": "data",
+        "idempotency_header": None,
+    }
+    config = EmulatorConfig(**{f"activation_{k}": v for k, v in options.items()})
+    assert (config.activation_path, config.activation_batch_key) == ("/v2/ingest", "data")
+    assert config.activation_idempotency_header is None
+    with pytest.raises(ValueError, match="activation_auth"):
+        EmulatorConfig(activation_auth="digest")  # type: ignore[arg-type]

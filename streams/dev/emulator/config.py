@@ -13,6 +13,8 @@ GLOBAL = "*"
 DOC_WRITE_KEY = "fc3ab803-5762-44d3-88d3-7fbc94bca074"
 DEFAULT_API_KEY = "emulator-api-key"
 REGISTRY_PREFIX = "/registry"
+#: The activation guide names no endpoint path: the emulator serves this one unless told otherwise.
+ACTIVATION_PATH = "/activation/events"
 
 ZEOTAP_MAX_BODY = 20 * 1024 * 1024
 #: A user key counts as an identifier when its lower-cased name contains one of these.
@@ -147,6 +149,13 @@ class EmulatorConfig:
     audiohook_validate_ip: bool = True
     # Activation API
     activation_api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
+    # The guide leaves these to the API (the bridge's settings of the same names choose them):
+    activation_path: str = ACTIVATION_PATH  # the endpoint
+    activation_auth: Literal["bearer", "basic", "header"] = "bearer"  # how the api key is presented
+    activation_auth_header: str = "X-API-Key"  # the header carrying the key (auth "header")
+    activation_username: str = "emulator"  # auth "basic": this username, an api key as the password
+    activation_batch_key: str | None = None  # None: one event per request (a batch is 400)
+    activation_idempotency_header: str | None = "Idempotency-Key"  # None: dedupe by event_id only
     # Body limit of the Audiohook and activation endpoints (their docs are silent): 413 above it.
     max_body_bytes: int = 5 * 1024 * 1024
     # Recording
@@ -163,6 +172,12 @@ class EmulatorConfig:
         self.zeotap_write_keys = tuple(self.zeotap_write_keys)
         self.zeotap_regions = tuple(self.zeotap_regions)
         self.activation_api_keys = tuple(self.activation_api_keys)
+        if self.activation_auth not in ("bearer", "basic", "header"):
+            raise ValueError(f"activation_auth must be bearer, basic or header, got {self.activation_auth!r}")
+        if not self.activation_path.startswith("/"):
+            raise ValueError("activation_path must start with '/'")
+        if self.activation_batch_key == "":
+            raise ValueError("activation_batch_key must be a non-empty key, or None (one event per request)")
         if self.audiohook_pixel_ids is not None:
             self.audiohook_pixel_ids = tuple(self.audiohook_pixel_ids)
         for dest in self.faults:
