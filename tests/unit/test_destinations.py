@@ -125,10 +125,14 @@ def test_zeotap_payload(sections: dict[str, Any], nce: bool, expected: dict[str,
 
 
 def test_zeotap_max_request_bytes_is_20MB() -> None:
-    assert _zeotap().max_request_bytes == 20 * 1024 * 1024
+    # "ensure that the payload size does not exceed 20 MB": decimal, the smaller reading
+    assert _zeotap().max_request_bytes == 20_000_000
 
 
 # --------------------------------------------------------------------------- Zeotap responses
+
+
+TOO_LARGE_TEXT = "payload too large: 20000001 bytes > 20000000"  # the emulator's words
 
 
 def _future_http_date(seconds: int) -> str:
@@ -149,6 +153,36 @@ def _future_http_date(seconds: int) -> str:
         (400, {"x-zeo-debug": "missing Authorization header"}, Verdict.REFUSED, "missing Authorization header"),
         (400, {"x-zeo-debug": "invalid write key"}, Verdict.REFUSED, "invalid write key"),
         (400, {"x-zeo-debug": "events[4]: region must be a string"}, Verdict.BAD_REQUEST, "events[4]: region must be a string"),
+        # the emulator's texts for request problems (streams/dev/emulator/zeotap.py, wire.py): never a record's
+        *(
+            (400, {"x-zeo-debug": text}, Verdict.REFUSED, text)
+            for text in (
+                "missing region query parameter (valid: EU, US)",
+                "invalid eventType 'batch' (must be 's2s')",
+                "Authorization header must be 'Basic base64(w_k:<write_key>)'",
+                "Authorization header is not valid base64 of 'w_k:<write_key>'",
+                "Authorization credentials must be 'w_k:<write_key>' (missing w_k: prefix)",
+                "Content-Type must be application/json (UTF-8), got 'text/plain'",
+                "Content-Encoding 'gzip' is not accepted: the API documents plain application/json bodies",
+                "unsupported Content-Encoding 'br' (the API takes plain application/json)",
+                "wrong charset latin-1",
+                "Write-Key not yet active",
+            )
+        ),
+        # the size of the request, not a record: split
+        (400, {"x-zeo-debug": TOO_LARGE_TEXT}, Verdict.TOO_LARGE, TOO_LARGE_TEXT),
+        # about one event: that record's fault (the sink splits to find it)
+        *(
+            (400, {"x-zeo-debug": text}, Verdict.BAD_REQUEST, text)
+            for text in (
+                "events[2]: event.eventTimestamp '2024-09-05 11:02' is neither a UNIX timestamp nor ISO 8601 with a time zone",
+                "events[0]: NCE event without event.eventName (the event name is required)",
+                "events[1]: user object has no user identifier of a documented kind",
+                "events[3]: user.country is required (all data must contain the country information)",
+                "user object has no user identifier of a documented kind",
+                "invalid JSON: unexpected character",
+            )
+        ),
         (301, {}, Verdict.REFUSED, ""),
         (411, {}, Verdict.REFUSED, ""),
         (415, {}, Verdict.REFUSED, ""),

@@ -596,7 +596,7 @@ def test_tombstone_is_filtered_and_empty_value_rejected(pipelines: dict[str, Rou
 def test_oversize_event_is_rejected_too_large(pipelines: dict[str, RoutePipeline]) -> None:
     p = pipelines["purchase_completed"]
     limit = p.max_event_bytes
-    assert limit == 20 * 1024 * 1024 - p.destination.envelope_bytes(1)
+    assert limit == 20_000_000 - p.destination.envelope_bytes(1)  # Zeotap: "does not exceed 20 MB"
     base = _run(p, _with(_purchase(), order_id=""), via_bytes=False)
     assert isinstance(base, Payload)
     pad = limit - len(base.body)

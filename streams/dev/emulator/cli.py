@@ -34,6 +34,8 @@ def main_dev_emulator(
     faults: Mapping[str, Mapping[str, Any]] | None = None,
     registry_auth: str | None = None,
     activation: Mapping[str, Any] | None = None,
+    gzip: Sequence[str] = (),
+    zeotap_limit_of: str = "json",
 ) -> None:
     """Entry point of ``s2s-bridge dev emulator``: prints ``emulator: <base url>`` first, then
     the endpoint URLs, and serves until Ctrl-C.
@@ -41,7 +43,9 @@ def main_dev_emulator(
     ``faults`` maps a destination (or ``"*"``) to :class:`FaultConfig` knobs;
     ``activation`` sets the activation API's ``EmulatorConfig.activation_*`` options by their short
     name (``path``, ``auth``, ``auth_header``, ``username``, ``batch_key``, ``idempotency_header``);
-    ``registry_auth`` is ``"user:password"`` for Schema Registry basic auth.
+    ``registry_auth`` is ``"user:password"`` for Schema Registry basic auth; ``gzip`` names the
+    destinations whose API accepts gzipped bodies (none by default: no document mentions it);
+    ``zeotap_limit_of`` which size Zeotap's 20 MB bounds when gzipped (``json`` or ``wire``).
     """
     basic: tuple[str, str] | None = None
     if registry_auth:
@@ -63,6 +67,8 @@ def main_dev_emulator(
         seed=seed,
         registry_basic_auth=basic,
         **{f"activation_{k}": v for k, v in (activation or {}).items()},
+        gzip_destinations=tuple(gzip),
+        zeotap_limit_of=zeotap_limit_of,  # type: ignore[arg-type]  # checked by EmulatorConfig
     )
 
     def ready(base_url: str) -> None:
@@ -100,6 +106,10 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     act.add_argument("--activation-username", help="username with --activation-auth basic (the api key is the password)")
     act.add_argument("--activation-batch-key", help='take {"<key>": [events]} batches (default: one event per request)')
     act.add_argument("--activation-idempotency-header", help="idempotency header name ('none': dedupe by event_id only)")
+    parser.add_argument(
+        "--gzip", action="append", default=[], metavar="DEST", help="this API accepts gzipped bodies (repeatable; default none)"
+    )
+    parser.add_argument("--zeotap-limit-of", choices=("json", "wire"), default="json", help="Zeotap's 20 MB bounds this size")
     for knob in _GLOBAL_FLOAT_KNOBS:
         parser.add_argument("--" + knob.replace("_", "-"), type=float, help="global fault knob")
     parser.add_argument("--retry-after", type=int, help="global fault knob")
@@ -138,4 +148,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         faults=faults,
         registry_auth=args.registry_auth,
         activation=_activation_options(args),
+        gzip=args.gzip,
+        zeotap_limit_of=args.zeotap_limit_of,
     )
