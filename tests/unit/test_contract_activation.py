@@ -262,3 +262,15 @@ def test_a_mismatched_reading_is_refused(
     assert post(emu, api, bodies).status_code == status
     assert emu.admin.stats()["destinations"]["activation"]["events_received"] == 0
 
+
+def test_gzip_only_where_an_option_says_so(emulators: dict[str, Emulator]) -> None:
+    """The guide never mentions compression: the emulator refuses a gzipped body (415) unless
+    `gzip_destinations` names the API, and the sender sends plain JSON unless `gzip: true`."""
+    api = sender()
+    assert api.settings.gzip is False
+    body = orjson.dumps(api.payload(SECTIONS, False))
+    assert post(emulators["default"], api, [body], gzipped=True).status_code == 415
+    with Emulator(EmulatorConfig(activation_api_keys=(API_KEY,), gzip_destinations=("activation",))) as emu:
+        resp = post(emu, api, [body], gzipped=True)
+        assert resp.status_code == 202
+        assert set(emu.admin.receipts("activation")["activation"]) == {"evt-1"}

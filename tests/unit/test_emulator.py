@@ -771,6 +771,14 @@ def test_activation_path_and_idempotency_header_options(make_emulator: Callable[
     assert set(off.admin.receipts("activation")["activation"]) == {"e-2"}
 
 
+def test_activation_gzip_only_when_an_option_says_so(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
+    body = gzip.compress(orjson.dumps(act_event()))
+    headers = {**ACT_HEADERS, "Content-Encoding": "gzip"}
+    assert http.post(make_emulator().activation_url, content=body, headers=headers).status_code == 415
+    taking_gzip = make_emulator(gzip_destinations=("activation",))
+    assert http.post(taking_gzip.activation_url, content=body, headers=headers).status_code == 202
+
+
 def test_activation_content_type_and_size(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
     emulator = make_emulator(max_body_bytes=1000)
     resp = http.post(
