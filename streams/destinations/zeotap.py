@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import SecretStr, model_validator
@@ -72,6 +72,13 @@ class Zeotap(DestinationAPI):
     type = "zeotap"
     settings_model = ZeotapSettings
     max_request_bytes = ZEOTAP_MAX_REQUEST_BYTES
+    # "Note that you need to wait 30 minutes before using this write key to make API calls.": a
+    # refused key may be right but new (`check` says so rather than only "wrong key")
+    credentials_rejected_hint: ClassVar[str] = (
+        "a write key created less than 30 minutes ago is not active yet (Zeotap: 'you need to wait "
+        "30 minutes before using this write key'): if the source is new, wait and run check again; "
+        "otherwise copy the write key from the source's IMPLEMENTATION DETAILS tab"
+    )
 
     def __init__(self, name: str, settings: ZeotapSettings) -> None:
         super().__init__(name, settings)

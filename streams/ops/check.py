@@ -129,7 +129,9 @@ def probe_auth(name: str, settings: DestinationSettings, client: Any = None) -> 
         return ProbeResult("ok", f"credentials accepted (HTTP {status} refused the empty batch itself{said_part})", status)
     if verdict in (Verdict.MISCONFIGURED, Verdict.REFUSED):  # for a probe, both mean: fix the config
         what = "credentials rejected" if status in (401, 403) or _mentions_auth(said) else "misconfigured"
-        return ProbeResult("fail", f"{what}: HTTP {status}{said_part}", status)
+        # an API may refuse brand-new credentials for a while (Zeotap: a new write key for 30 minutes)
+        hint = getattr(api, "credentials_rejected_hint", "") if what == "credentials rejected" else ""
+        return ProbeResult("fail", f"{what}: HTTP {status}{said_part}" + (f"; {hint}" if hint else ""), status)
     if verdict is Verdict.RETRY:
         return ProbeResult("fail", f"destination unhealthy right now: HTTP {status}{said_part}", status)
 
