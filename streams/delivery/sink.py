@@ -225,7 +225,7 @@ class Sink:
         )
         self._own_client = client is None
         self._slots = ConcurrencyLimit(s.concurrency, s.adaptive_concurrency, METRICS.concurrency_limit.labels(self.name))
-        self._rate = RateLimiter(s.rate_limit_rps)
+        self._rate = RateLimiter(s.worker_rate_rps)  # this worker's share of the deployment's budget
         b = s.breaker
         self.breaker = Breaker(
             self.name, refusals=b.refusals, probe_interval_s=b.probe_interval_s, max_probe_interval_s=b.max_probe_interval_s

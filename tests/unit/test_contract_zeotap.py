@@ -390,3 +390,5 @@ def test_the_example_loads() -> None:
     cfg = load_config(EXAMPLE, env={"ZEOTAP_WRITE_KEY": DOC_WRITE_KEY})
     (dest,) = cfg.destinations.values()
     assert dest.type == "zeotap"
+    # "This is especially important if you expect QPS to exceed 200": 200 for the whole deployment
+    assert dest.worker_rate_rps is not None and dest.worker_rate_rps * dest.rate_budget_workers <= 200
