@@ -281,7 +281,11 @@ def test_audiohook_request() -> None:
     ],
 )
 def test_audiohook_required_fields(device: dict[str, str], missing: str | None) -> None:
-    sections = {"event": {"eventName": "page_view", "eventTimestamp": "2024-01-01T00:00:00.000Z"}, "device": device}
+    sections = {
+        "event": {"eventName": "page_view", "eventTimestamp": "2024-01-01T00:00:00.000Z"},
+        "device": device,
+        "user": {"anonymousId": "v-1"},
+    }
     if missing is None:
         out = _audiohook().payload(sections, False)
         assert out["ip_address"] == "1.2.3.4" and out["user_agent"] == "UA" and out["event_name"] == "page_view"

@@ -635,7 +635,13 @@ def _multi_destination_config(tmp_path: Path) -> BridgeConfig:
     purchase = raw["routes"]["purchase_completed"]
     raw["destinations"] = {
         "zeotap": raw["destinations"]["zeotap"],
-        "audiohook": {"type": "audiohook", "url": "https://listen.audiohook.com", "pixel_id": "px-1"},
+        # most sample records carry no anonymous id: visitor_id optional here (required by default)
+        "audiohook": {
+            "type": "audiohook",
+            "url": "https://listen.audiohook.com",
+            "pixel_id": "px-1",
+            "require_visitor_id": False,
+        },
         "activation": {
             "type": "activation",
             "url": "https://api.activation.example.com/v1",
@@ -648,6 +654,8 @@ def _multi_destination_config(tmp_path: Path) -> BridgeConfig:
         "ah_purchase": {**copy.deepcopy(purchase), "destination": "audiohook"},
         "act_purchase": {**copy.deepcopy(purchase), "destination": "activation"},
     }
+    # Audiohook takes identifiers hashed only: the plaintext customer id is not mapped for it
+    del raw["routes"]["ah_purchase"]["mapping"]["user"]["userId"]
     return _config(tmp_path, raw)
 
 
@@ -668,8 +676,8 @@ def test_audiohook_payload_is_flat(multi: dict[str, RoutePipeline]) -> None:
         "ip_address": "85.214.132.117",
         "user_agent": "UA/1.0",
         "session_id": "sess-1",
+        "visitor_id": "anon-7",
         "persistent_anonymous_user_id": "anon-7",
-        "userId": "cust-1",
         "email_sha256": sha("john.doe@example.com"),
         "phone_sha256": sha("+49301234567"),
         "first_name_sha256": sha("john"),

@@ -166,6 +166,13 @@ class EmulatorConfig:
     # Audiohook
     audiohook_pixel_ids: tuple[str, ...] | None = None  # None: any pixel id is known
     audiohook_validate_ip: bool = True
+    # "Use ISO 8601 format (YYYY-MM-DDTHH:mm:ss.sssZ)": "strict" takes that form only; "iso8601"
+    # takes any ISO 8601 date-time with a zone, as the document's own code examples send
+    # (`isoformat() + 'Z'` has microseconds, PHP's `date('c')` an offset)
+    audiohook_timestamps: Literal["strict", "iso8601"] = "strict"
+    # the document's required list is ip_address, user_agent, event_name; every example also has
+    # timestamp and visitor_id: True requires those two as well
+    audiohook_require_example_fields: bool = False
     # Activation API
     activation_api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
     # The guide leaves these to the API (the bridge's settings of the same names choose them):
@@ -198,6 +205,8 @@ class EmulatorConfig:
         if self.activation_batch_key == "":
             raise ValueError("activation_batch_key must be a non-empty key, or None (one event per request)")
         self.gzip_destinations = tuple(check_destination(d) for d in self.gzip_destinations)
+        if self.audiohook_timestamps not in ("strict", "iso8601"):
+            raise ValueError(f"audiohook_timestamps must be strict or iso8601, got {self.audiohook_timestamps!r}")
         if self.zeotap_limit_of not in ("json", "wire"):
             raise ValueError(f"zeotap_limit_of must be 'json' or 'wire', got {self.zeotap_limit_of!r}")
         if self.audiohook_pixel_ids is not None:
