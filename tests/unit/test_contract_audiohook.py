@@ -610,3 +610,8 @@ def test_refusal_reason_is_at_most_200_characters() -> None:
     reason = body_reason(b'{"message": "' + b"x " * 5000 + b'"}')
     assert len(reason) <= 200 and reason.endswith("…")
     assert body_reason(b"\xff\xfe not utf-8 \xc3").isprintable()
+
+
+def test_an_empty_event_name_is_a_config_error(tmp_path: Path) -> None:
+    msg = refused_config(tmp_path, lambda raw: raw["routes"]["page_view"].update(event_names={"page_view": " "}))
+    assert "routes.page_view.event_names" in msg and "'page_view'" in msg
