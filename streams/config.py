@@ -162,6 +162,9 @@ class RouteSettings(Model):
     enforce_consent: bool = True
     # false: every record of the route is filtered (counted), e.g. while a destination is onboarded
     forward: bool = True
+    # the route's event names as the destination calls them (e.g. purchase_completed: purchase);
+    # a name not listed is sent as it is
+    event_names: dict[str, str] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -185,6 +188,14 @@ class RouteSettings(Model):
                 f"(Kafka allows {TOPIC_MAX_LEN}); set dead_letter_topic",
             )
         return self
+
+    @field_validator("event_names")
+    @classmethod
+    def _event_names_not_empty(cls, v: dict[str, str]) -> dict[str, str]:
+        empty = sorted(k for k, name in v.items() if not str(name).strip())
+        if empty:
+            raise ValueError(f"event name for {', '.join(map(repr, empty))} is empty")
+        return v
 
     @field_validator("mapping")
     @classmethod

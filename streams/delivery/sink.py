@@ -225,7 +225,7 @@ class Sink:
         )
         self._own_client = client is None
         self._slots = ConcurrencyLimit(s.concurrency, s.adaptive_concurrency, METRICS.concurrency_limit.labels(self.name))
-        self._rate = RateLimiter(s.rate_limit_rps)
+        self._rate = RateLimiter(s.worker_rate_rps)  # this worker's share of the deployment's budget
         b = s.breaker
         self.breaker = Breaker(
             self.name, refusals=b.refusals, probe_interval_s=b.probe_interval_s, max_probe_interval_s=b.max_probe_interval_s
@@ -502,7 +502,8 @@ class Sink:
             finally:
                 self._m_latency.observe(time.perf_counter() - t0)
             _release(resp)
-            c = self.api.classify(resp.status_code, resp.headers)
+            # a success's body is not read (the APIs answer 2xx with nothing the bridge uses)
+            c = self.api.classify(resp.status_code, resp.headers, resp.content if resp.status_code >= 300 else b"")
             pushed_back = c.verdict is Verdict.RETRY
         finally:
             self._slots.release(pushed_back)

@@ -90,7 +90,9 @@ class DestinationAPI(abc.ABC):
     def request(self, body: bytes, gzipped: bool = False) -> Request:
         """The HTTP request (URL, headers with the credentials) that carries a body."""
 
-    def classify(self, status: int, headers: Mapping[str, str]) -> Classified:
+    def classify(self, status: int, headers: Mapping[str, str], body: bytes = b"") -> Classified:
+        """What the answer means. `body` is the response body of a refusal (status 300 and over;
+        empty for a success): an API that explains itself in the body gives that reason here."""
         return classify_common(status, headers, "")
 
     # -- what `s2s-bridge check` needs ---------------------------------------------------------

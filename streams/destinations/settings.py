@@ -67,6 +67,11 @@ class DestinationSettings(Model):
     concurrency: Annotated[int, Field(ge=1, le=256)] = 4
     adaptive_concurrency: bool = True
     rate_limit_rps: Annotated[float, Field(gt=0)] | None = None
+    # requests per second for the whole deployment (e.g. Zeotap's 200 QPS notice is about the
+    # source, not one process): each worker takes rate_budget_rps / rate_budget_workers, the
+    # latter the most workers that can run at once (KEDA's maxReplicaCount, docs/deploy.md)
+    rate_budget_rps: Annotated[float, Field(gt=0)] | None = None
+    rate_budget_workers: Annotated[int, Field(ge=1)] = 1
     gzip: bool = False
     batch: BatchSettings = BatchSettings()
     retry: RetrySettings = RetrySettings()
@@ -85,6 +90,13 @@ class DestinationSettings(Model):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"must be an http(s) URL, got {safe_url(v)!r}")
         return v.rstrip("/")
+
+    @property
+    def worker_rate_rps(self) -> float | None:
+        """This worker's requests per second: its share of the budget, within rate_limit_rps."""
+        share = self.rate_budget_rps / self.rate_budget_workers if self.rate_budget_rps else None
+        rates = [r for r in (self.rate_limit_rps, share) if r]
+        return min(rates) if rates else None
 
     @model_validator(mode="after")
     def _https_required(self) -> DestinationSettings:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import SecretStr, model_validator
@@ -20,15 +20,28 @@ from streams.destinations.base import EMPTY_BATCH, Classified, DestinationAPI, R
 from streams.destinations.settings import BatchSettings, DestinationSettings
 from streams.settings import FieldError
 
-ZEOTAP_MAX_REQUEST_BYTES = 20 * 1024 * 1024
+# "When setting up batched events, ensure that the payload size does not exceed 20 MB." Read as
+# decimal megabytes, the smaller of the two readings (20 MiB would be 20,971,520), so a request we
+# send is within the limit either way. The document never mentions compression: the limit bounds the
+# JSON payload before any gzip (the sink cuts batches on it), which is within the limit whichever
+# size the API measures (see README, "Zeotap").
+ZEOTAP_MAX_REQUEST_BYTES = 20_000_000
 
 # A 400 whose debug text names these is about the request, not a record (the doc's own
-# troubleshooting list: region, eventType, Authorization header): a refusal for the breaker, unless
-# the text points at one event of the batch (`events[3]: ...`), which makes it that record's fault.
-# The breaker only believes a refusal while nothing else is delivered, so a record-level text that
-# happens to name such a word costs a probe, never the stream.
-_CONFIG_HINTS = re.compile(r"\b(region|eventtype|authori[sz]ation|write[ _]key|w_k)\b", re.IGNORECASE)
+# troubleshooting list for a 400: "a valid region", "eventType is set to 's2s'", "the endpoint URL
+# and headers", "the Authorization header"; and the headers it prescribes: "content-Type ...
+# application/JSON and Charset to UTF-8"; a Content-Encoding it never mentions): a refusal for the
+# breaker, unless the text points at one event of the batch (`events[3]: ...`), which makes it that
+# record's fault. The breaker only believes a refusal while nothing else is delivered, so a
+# record-level text that happens to name such a word costs a probe, never the stream.
+_CONFIG_HINTS = re.compile(
+    r"\b(region|eventtype|authori[sz]ation|write[ _-]?key|w_k|content[ _-]?type|content[ _-]?encoding|charset|endpoint)\b",
+    re.IGNORECASE,
+)
 _EVENT_INDEX = re.compile(r"\bevents\[\d+\]")
+# the document does not say how an oversized payload is answered (only 204 and 400 exist): a 400
+# whose text says so is the size, so the sink splits the batch rather than suspecting a record
+_TOO_LARGE = re.compile(r"\b(payload|request|body) (is )?too large\b", re.IGNORECASE)
 
 
 class ZeotapSettings(DestinationSettings):
@@ -59,6 +72,13 @@ class Zeotap(DestinationAPI):
     type = "zeotap"
     settings_model = ZeotapSettings
     max_request_bytes = ZEOTAP_MAX_REQUEST_BYTES
+    # "Note that you need to wait 30 minutes before using this write key to make API calls.": a
+    # refused key may be right but new (`check` says so rather than only "wrong key")
+    credentials_rejected_hint: ClassVar[str] = (
+        "a write key created less than 30 minutes ago is not active yet (Zeotap: 'you need to wait "
+        "30 minutes before using this write key'): if the source is new, wait and run check again; "
+        "otherwise copy the write key from the source's IMPLEMENTATION DETAILS tab"
+    )
 
     def __init__(self, name: str, settings: ZeotapSettings) -> None:
         super().__init__(name, settings)
@@ -92,11 +112,14 @@ class Zeotap(DestinationAPI):
     def request(self, body: bytes, gzipped: bool = False) -> Request:
         return Request(self._url, self._gzip_headers if gzipped else self._headers, body)
 
-    def classify(self, status: int, headers: Mapping[str, str]) -> Classified:
+    def classify(self, status: int, headers: Mapping[str, str], body: bytes = b"") -> Classified:
         debug = headers.get("x-zeo-debug", "")
         # a whole word, so an event field such as `region_code` in the text is not mistaken for it
-        if status == 400 and _CONFIG_HINTS.search(debug) and not _EVENT_INDEX.search(debug):
-            return Classified(Verdict.REFUSED, status, debug)
+        if status == 400 and not _EVENT_INDEX.search(debug):
+            if _CONFIG_HINTS.search(debug):
+                return Classified(Verdict.REFUSED, status, debug)
+            if _TOO_LARGE.search(debug):
+                return Classified(Verdict.TOO_LARGE, status, debug)
         return classify_common(status, headers, debug)
 
     def secrets(self) -> list[str]:

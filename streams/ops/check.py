@@ -116,7 +116,7 @@ def probe_auth(name: str, settings: DestinationSettings, client: Any = None) -> 
         if own:
             client.close()
     status = resp.status_code
-    classified = api.classify(status, {k.lower(): v for k, v in resp.headers.items()})
+    classified = api.classify(status, {k.lower(): v for k, v in resp.headers.items()}, resp.content if status >= 300 else b"")
     said = _response_text(resp, classified.reason)
     said_part = f": {said}" if said else ""
     if 300 <= status < 400:
@@ -129,7 +129,9 @@ def probe_auth(name: str, settings: DestinationSettings, client: Any = None) -> 
         return ProbeResult("ok", f"credentials accepted (HTTP {status} refused the empty batch itself{said_part})", status)
     if verdict in (Verdict.MISCONFIGURED, Verdict.REFUSED):  # for a probe, both mean: fix the config
         what = "credentials rejected" if status in (401, 403) or _mentions_auth(said) else "misconfigured"
-        return ProbeResult("fail", f"{what}: HTTP {status}{said_part}", status)
+        # an API may refuse brand-new credentials for a while (Zeotap: a new write key for 30 minutes)
+        hint = getattr(api, "credentials_rejected_hint", "") if what == "credentials rejected" else ""
+        return ProbeResult("fail", f"{what}: HTTP {status}{said_part}" + (f"; {hint}" if hint else ""), status)
     if verdict is Verdict.RETRY:
         return ProbeResult("fail", f"destination unhealthy right now: HTTP {status}{said_part}", status)
 

@@ -45,6 +45,9 @@ MISSING_COUNTRY = "missing_country"
 MISSING_IDENTIFIER = "missing_identifier"
 MISSING_REQUIRED_FIELD = "missing_required_field"
 UNENCODABLE = "unencodable"
+INVALID_FIELD = "invalid_field"
+UNHASHED_IDENTIFIER = "unhashed_identifier"
+INVALID_TIMESTAMP = "invalid_timestamp"
 TOO_LARGE = "too_large"
 BAD_REQUEST = "bad_request"
 SERVER_ERROR = "server_error"
@@ -68,6 +71,9 @@ DEAD_LETTERS: dict[tuple[str, str], str] = {
     (ENRICH, MISSING_IDENTIFIER): "none of the route's user identifiers has a usable value",
     (ENCODE, MISSING_REQUIRED_FIELD): "the destination's event lacks a field its API requires",
     (ENCODE, UNENCODABLE): "the event cannot be encoded as JSON",
+    (ENCODE, INVALID_FIELD): "a field of the destination's event has a value its API refuses (activation: not ISO 8601)",
+    (ENCODE, UNHASHED_IDENTIFIER): "a field that must carry a SHA-256 digest (or an identifier) is plaintext (Audiohook)",
+    (ENCODE, INVALID_TIMESTAMP): "the event's timestamp is not in the API's documented format (Audiohook)",
     (ENCODE, TOO_LARGE): "the encoded event alone is over the destination's request size limit",
     (DELIVER, BAD_REQUEST): "the destination answered 400 to this event alone, after the batch was split",
     (DELIVER, TOO_LARGE): "the destination answered 413 to this event alone (or it is over the size limit alone)",

@@ -41,7 +41,7 @@ from streams.pipeline.outcome import (
     Payload,
     Rejected,
 )
-from streams.pipeline.sections import EVENT_ID
+from streams.pipeline.sections import EVENT_ID, EVENT_NAME
 
 if TYPE_CHECKING:  # the route's settings are read, never built, here: the pipeline loads no config
     from streams.config import RouteSettings
@@ -127,6 +127,7 @@ class RoutePipeline:
             require=dest.consent.require, any_of=dest.consent.any_of, missing=dest.consent.missing
         )
         self.enforce_consent = not self.nce and route.enforce_consent
+        self._event_names = dict(route.event_names)
         cs = route.country
         # (record) -> (country, phone, ip, locale): the non-empty strings at those paths, else None
         self._country_sources = compile_str_getters((cs.field, cs.phone, cs.ip, cs.locale))
@@ -178,6 +179,10 @@ class RoutePipeline:
         if not isinstance(event_id, str) or not event_id:
             event_id = fallback_event_id(topic, partition, offset)
             event[EVENT_ID] = event_id
+        if self._event_names:  # the route's names as the destination calls them
+            name = event.get(EVENT_NAME)
+            if isinstance(name, str) and name in self._event_names:
+                event[EVENT_NAME] = self._event_names[name]
 
         if not self.route.forward:
             return Filtered(ROUTE, ROUTE_NOT_FORWARDED, f"route {self.name} does not forward events", event_id)

@@ -82,7 +82,7 @@ def make_config(
     }
     raw["destinations"]["activation"] = {
         "type": "activation",
-        "url": f"{emulator_url}/activation",
+        "url": f"{emulator_url}/activation/events",  # the full endpoint URL
         "api_key": API_KEY,
         "batch": {"max_events": 100, "linger_ms": 50},
         "retry": {"initial_backoff_s": 0.1, "max_backoff_s": 2.0},

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 
 import orjson
 import pytest
+import yaml
 
 from streams.deadletter import H_DEBUG, H_EXC_CLASS, H_OFFSET, H_PARTITION, H_REASON, H_STAGE, H_STATUS, H_TOPIC
 from streams.dev.emulator import Emulator, EmulatorConfig
@@ -45,6 +47,13 @@ def zeotap_ids(emu: Emulator) -> int:
     return int(emu.admin.stats()["destinations"]["zeotap"]["unique_ids"])
 
 
+def _without_user_id(route: str) -> dict:
+    """The reference route's mapping without `user.userId` (a plain customer id)."""
+    mapping = copy.deepcopy(yaml.safe_load(harness.EXAMPLE.read_text())["routes"][route]["mapping"])
+    mapping["user"].pop("userId")
+    return mapping
+
+
 async def test_happy_path_all_routes_and_destinations(kafka_bootstrap, emulator, tmp_path):
     """Every shipped route to Zeotap plus Audiohook and the activation API: what arrives is what
     the transform core produces, byte for byte, and every record is accounted for."""
@@ -54,7 +63,8 @@ async def test_happy_path_all_routes_and_destinations(kafka_bootstrap, emulator,
         emulator.base_url,
         routes=EVENTS,
         extra_routes={
-            "pageview_audiohook": {"like": "page_view", "destination": "audiohook"},
+            # Audiohook takes only hashed identifiers: the page-view mapping without the plain userId
+            "pageview_audiohook": {"like": "page_view", "destination": "audiohook", "mapping": _without_user_id("page_view")},
             "purchase_activation": {"like": "purchase_completed", "destination": "activation"},
         },
     )
@@ -101,6 +111,7 @@ async def test_happy_path_all_routes_and_destinations(kafka_bootstrap, emulator,
         assert {m.key() for m, _ in dead_letters(kafka_bootstrap, route.dlt)} == expected_dead[name], name
         assert committed(kafka_bootstrap, cfg.kafka.group_id, route.topic) == end_offsets(kafka_bootstrap, route.topic)
     assert n_payloads > total * 0.5
+    assert all(len(want) >= 10 for want in expected.values()), {d: len(w) for d, w in expected.items()}
 
 
 async def test_poison_records_are_dead_lettered_with_original_bytes(kafka_bootstrap, emulator, tmp_path):
@@ -264,16 +275,23 @@ async def test_one_destination_outage_does_not_stop_another(kafka_bootstrap, emu
     f = SampleFactory(17)
     n = 2000
     produce(kafka_bootstrap, zroute.topic, encoded(cfg.schema_path(zroute), [f.record("purchase_completed") for _ in range(n)]))
-    produce(kafka_bootstrap, aroute.topic, encoded(cfg.schema_path(aroute), [f.record("purchase_completed") for _ in range(n)]))
+    arecords = [f.record("purchase_completed") for _ in range(n)]
+    produce(kafka_bootstrap, aroute.topic, encoded(cfg.schema_path(aroute), arecords))
+    # the activation API's customer_id comes from one identifier (userId): a record without it is
+    # dead-lettered at encode, never sent with another kind of id in its place
+    sendable = sum(1 for r in arecords if r["customer"]["customer_id"])
+    assert 0 < sendable < n
     emulator.admin.set_faults("zeotap", outage_for_seconds=600)
 
     def activation_done(w) -> bool:
-        return emulator.admin.stats()["destinations"]["activation"]["unique_ids"] >= n
+        return emulator.admin.stats()["destinations"]["activation"]["unique_ids"] >= sendable
 
     worker, code = await run_worker_until(cfg, activation_done, timeout=60)
     assert code == 0
     stats = emulator.admin.stats()["destinations"]
-    assert stats["activation"]["unique_ids"] == n  # delivered in full while Zeotap was down
+    assert stats["activation"]["unique_ids"] == sendable  # delivered in full while Zeotap was down
+    reasons = [(h.get(H_STAGE), h.get(H_REASON)) for _, h in dead_letters(kafka_bootstrap, aroute.dlt)]
+    assert reasons == [("encode", "missing_required_field")] * (n - sendable)
     assert stats["zeotap"]["unique_ids"] == 0
     assert dead_letters(kafka_bootstrap, zroute.dlt) == []
     # the Zeotap route committed nothing it did not deliver

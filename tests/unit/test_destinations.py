@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gzip
 import json
 from email.utils import format_datetime
 from typing import Any
@@ -18,7 +19,7 @@ from streams.destinations.activation import Activation, ActivationSettings
 from streams.destinations.audiohook import Audiohook, AudiohookSettings
 from streams.destinations.base import retry_after_seconds
 from streams.destinations.zeotap import Zeotap, ZeotapSettings, auth_header
-from streams.errors import MissingRequiredField
+from streams.errors import MissingRequiredField, RecordError
 
 DOC_WRITE_KEY = "fc3ab803-5762-44d3-88d3-7fbc94bca074"
 DOC_AUTH = "Basic d19rOmZjM2FiODAzLTU3NjItNDRkMy04OGQzLTdmYmM5NGJjYTA3NA=="
@@ -124,10 +125,14 @@ def test_zeotap_payload(sections: dict[str, Any], nce: bool, expected: dict[str,
 
 
 def test_zeotap_max_request_bytes_is_20MB() -> None:
-    assert _zeotap().max_request_bytes == 20 * 1024 * 1024
+    # "ensure that the payload size does not exceed 20 MB": decimal, the smaller reading
+    assert _zeotap().max_request_bytes == 20_000_000
 
 
 # --------------------------------------------------------------------------- Zeotap responses
+
+
+TOO_LARGE_TEXT = "payload too large: 20000001 bytes > 20000000"  # the emulator's words
 
 
 def _future_http_date(seconds: int) -> str:
@@ -148,6 +153,36 @@ def _future_http_date(seconds: int) -> str:
         (400, {"x-zeo-debug": "missing Authorization header"}, Verdict.REFUSED, "missing Authorization header"),
         (400, {"x-zeo-debug": "invalid write key"}, Verdict.REFUSED, "invalid write key"),
         (400, {"x-zeo-debug": "events[4]: region must be a string"}, Verdict.BAD_REQUEST, "events[4]: region must be a string"),
+        # the emulator's texts for request problems (streams/dev/emulator/zeotap.py, wire.py): never a record's
+        *(
+            (400, {"x-zeo-debug": text}, Verdict.REFUSED, text)
+            for text in (
+                "missing region query parameter (valid: EU, US)",
+                "invalid eventType 'batch' (must be 's2s')",
+                "Authorization header must be 'Basic base64(w_k:<write_key>)'",
+                "Authorization header is not valid base64 of 'w_k:<write_key>'",
+                "Authorization credentials must be 'w_k:<write_key>' (missing w_k: prefix)",
+                "Content-Type must be application/json (UTF-8), got 'text/plain'",
+                "Content-Encoding 'gzip' is not accepted: the API documents plain application/json bodies",
+                "unsupported Content-Encoding 'br' (the API takes plain application/json)",
+                "wrong charset latin-1",
+                "Write-Key not yet active",
+            )
+        ),
+        # the size of the request, not a record: split
+        (400, {"x-zeo-debug": TOO_LARGE_TEXT}, Verdict.TOO_LARGE, TOO_LARGE_TEXT),
+        # about one event: that record's fault (the sink splits to find it)
+        *(
+            (400, {"x-zeo-debug": text}, Verdict.BAD_REQUEST, text)
+            for text in (
+                "events[2]: event.eventTimestamp '2024-09-05 11:02' is neither a UNIX timestamp nor ISO 8601 with a time zone",
+                "events[0]: NCE event without event.eventName (the event name is required)",
+                "events[1]: user object has no user identifier of a documented kind",
+                "events[3]: user.country is required (all data must contain the country information)",
+                "user object has no user identifier of a documented kind",
+                "invalid JSON: unexpected character",
+            )
+        ),
         (301, {}, Verdict.REFUSED, ""),
         (411, {}, Verdict.REFUSED, ""),
         (415, {}, Verdict.REFUSED, ""),
@@ -214,11 +249,10 @@ def _audiohook() -> Audiohook:
     return dest
 
 
-def _activation() -> Activation:
-    dest = make_destination(
-        "act",
-        ActivationSettings(type="activation", url="https://api.example.com/v1/", api_key="secret-api-key"),
-    )
+def _activation(**kw: Any) -> Activation:
+    settings: dict[str, Any] = {"type": "activation", "url": "https://api.example.com/v1/events", "api_key": "secret-api-key"}
+    settings.update(kw)
+    dest = make_destination("act", ActivationSettings(**settings))
     assert isinstance(dest, Activation)
     return dest
 
@@ -247,7 +281,11 @@ def test_audiohook_request() -> None:
     ],
 )
 def test_audiohook_required_fields(device: dict[str, str], missing: str | None) -> None:
-    sections = {"event": {"eventName": "page_view", "eventTimestamp": "2024-01-01T00:00:00.000Z"}, "device": device}
+    sections = {
+        "event": {"eventName": "page_view", "eventTimestamp": "2024-01-01T00:00:00.000Z"},
+        "device": device,
+        "user": {"anonymousId": "v-1"},
+    }
     if missing is None:
         out = _audiohook().payload(sections, False)
         assert out["ip_address"] == "1.2.3.4" and out["user_agent"] == "UA" and out["event_name"] == "page_view"
@@ -256,16 +294,141 @@ def test_audiohook_required_fields(device: dict[str, str], missing: str | None) 
             _audiohook().payload(sections, False)
 
 
-def test_activation_request_and_batches() -> None:
+ACT_EVENTS = [
+    {"event": "purchase_completed", "timestamp": "2024-01-15T14:32:00Z", "customer_id": "c1", "event_id": "e1", "properties": {}},
+    {"event": "consent_updated", "timestamp": "2024-01-15T14:33:00Z", "customer_id": "c2", "event_id": "e2", "properties": {}},
+    {"event": "x", "timestamp": "2024-01-15T14:34:00Z", "customer_id": "c3", "event_id": "e3", "properties": {"n": 'q " \\ ü'}},
+]
+ACT_ENCODED = [orjson.dumps(e) for e in ACT_EVENTS]
+
+
+def test_activation_request_single_event_by_default() -> None:
     act = _activation()
-    req = act.request(ENCODED[0])
-    assert req.url == "https://api.example.com/v1/events"
+    req = act.request(ACT_ENCODED[0])
+    assert req.url == "https://api.example.com/v1/events"  # the full URL: nothing appended
     assert req.headers["Authorization"] == "Bearer secret-api-key"
-    assert act.batch_body([ENCODED[0]]) == ENCODED[0]
-    for n in (2, 3):
-        body = act.batch_body(ENCODED[:n])
-        assert json.loads(body) == {"events": EVENTS[:n]}
-        assert len(body) == sum(len(e) for e in ENCODED[:n]) + act.envelope_bytes(n)
+    assert req.headers["Idempotency-Key"] == ACT_EVENTS[0]["event_id"]
+    assert act.request(gzip.compress(ACT_ENCODED[1]), gzipped=True).headers["Idempotency-Key"] == ACT_EVENTS[1]["event_id"]
+    assert act.batched is False
+    assert act.batch_body([ACT_ENCODED[0]]) == ACT_ENCODED[0]
+    with pytest.raises(ValueError):
+        act.batch_body(ACT_ENCODED[:2])
+    assert act.envelope_bytes(1) == 0
+    assert act.auth_probe().body == b"{}"
+
+
+def test_activation_batches_with_the_configured_envelope() -> None:
+    act = _activation(batch_key="items")
+    assert act.batched is True
+    for n in (1, 2, 3):
+        body = act.batch_body(ACT_ENCODED[:n])
+        assert json.loads(body) == {"items": ACT_EVENTS[:n]}
+        assert len(body) == sum(len(e) for e in ACT_ENCODED[:n]) + act.envelope_bytes(n)
+    # a batch request carries no idempotency header: each event's event_id is in the body
+    assert "Idempotency-Key" not in act.request(act.batch_body(ACT_ENCODED[:2])).headers
+    assert json.loads(act.auth_probe().body) == {"items": []}
+
+
+def test_activation_idempotency_header_name_and_off() -> None:
+    assert _activation(idempotency_header="X-Event-Id").request(ACT_ENCODED[0]).headers["X-Event-Id"] == ACT_EVENTS[0]["event_id"]
+    headers = _activation(idempotency_header=None).request(ACT_ENCODED[0]).headers
+    assert not {"Idempotency-Key", "X-Event-Id"} & set(headers)
+
+
+def test_activation_auth_schemes_and_secrets() -> None:
+    header = _activation(auth="header", auth_header="X-Api-Token").request(ACT_ENCODED[0]).headers
+    assert header["X-Api-Token"] == "secret-api-key" and "Authorization" not in header
+    basic = _activation(auth="basic", api_key=None, username="bridge", password="pw-secret")
+    token = base64.b64encode(b"bridge:pw-secret").decode()
+    assert basic.request(ACT_ENCODED[0]).headers["Authorization"] == f"Basic {token}"
+    # the derived token is a secret too (check and the logs scrub it)
+    assert {"pw-secret", token} <= set(basic.secrets())
+
+
+@pytest.mark.parametrize(
+    "settings, field",
+    [
+        ({"api_key": None}, "api_key"),
+        ({"auth": "header", "api_key": None}, "api_key"),
+        ({"auth": "basic", "password": "p"}, "username"),
+        ({"auth": "basic", "username": "u"}, "password"),
+        ({"auth": "header", "auth_header": "X Bad"}, "auth_header"),
+        ({"batch_key": ""}, "batch_key"),
+        ({"idempotency_header": "Bad:Header"}, "idempotency_header"),
+        ({"timestamp_format": "unix"}, "timestamp_format"),
+    ],
+)
+def test_activation_bad_settings_name_the_field(settings: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        _activation(**settings)
+
+
+ACT_SECTIONS: dict[str, dict[str, Any]] = {
+    "event": {"eventName": "purchase_completed", "eventTimestamp": "2024-01-15T14:32:00Z", "eventId": "e-1", "order_id": "o-1"},
+    "user": {"userId": "cust_12345", "anonymousId": "anon-1", "email_sha256": "a" * 64},
+}
+
+
+def test_activation_customer_id_is_one_configured_kind() -> None:
+    out = _activation().payload(ACT_SECTIONS, False)
+    assert out["customer_id"] == "cust_12345"
+    assert out["properties"]["identifiers"] == {"anonymousId": "anon-1", "email_sha256": "a" * 64}
+    assert _activation(customer_id="email_sha256").payload(ACT_SECTIONS, False)["customer_id"] == "a" * 64
+    # no fallback to another kind of identifier: the record is dead-lettered instead
+    no_user_id = {**ACT_SECTIONS, "user": {"anonymousId": "anon-1", "email_sha256": "a" * 64}}
+    with pytest.raises(MissingRequiredField, match="user.userId") as exc:
+        _activation().payload(no_user_id, False)
+    assert (exc.value.stage, exc.value.reason) == ("encode", "missing_required_field")
+
+
+@pytest.mark.parametrize(
+    "event, reason, field",
+    [
+        ({"eventName": None}, "missing_required_field", "event"),
+        ({"eventName": ""}, "missing_required_field", "event"),
+        ({"eventTimestamp": None}, "missing_required_field", "timestamp"),
+        ({"eventTimestamp": "15/01/2024 14:32"}, "invalid_field", "timestamp"),
+        ({"eventTimestamp": "2024-01-15"}, "invalid_field", "timestamp"),
+        ({"eventTimestamp": "2024-13-45T99:00:00Z"}, "invalid_field", "timestamp"),
+        ({"eventName": 7}, "invalid_field", "event"),
+    ],
+)
+def test_activation_validates_before_sending(event: dict[str, Any], reason: str, field: str) -> None:
+    sections = {**ACT_SECTIONS, "event": {**ACT_SECTIONS["event"], **event}}
+    with pytest.raises(RecordError, match=field) as exc:
+        _activation().payload(sections, False)
+    assert (exc.value.stage, exc.value.reason) == ("encode", reason)
+
+
+def test_activation_refusal_reason_is_bounded_printable_and_scrubbed() -> None:
+    act = _activation()
+    body = orjson.dumps(
+        {
+            "error": "invalid_event",
+            "message": "customer_id john.doe@example.com unknown, key secret-api-key, call +49 30 1234567\x07" + "x" * 500,
+            "field": "customer_id",
+        }
+    )
+    c = act.classify(400, {"X-Request-Id": "req-42"}, body)
+    assert c.verdict is Verdict.BAD_REQUEST
+    assert c.reason.startswith("invalid_event: customer_id <email> unknown, key ***, call <digits>")
+    assert "[request id req-42]" in c.reason
+    assert len(c.reason) <= 300 and c.reason.isprintable()
+    assert act.classify(400, {}, b"plain text\n\tbody").reason == "plain text body"
+    assert act.classify(202, {}, b"").reason == ""
+
+
+def test_activation_response_log_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    act = _activation(response_log_per_minute=3)
+    caplog.set_level("DEBUG", logger="streams.destinations.activation")
+    for _ in range(50):
+        act.classify(202, {}, b"")
+    for _ in range(20):
+        act.classify(400, {"x-request-id": "r-1"}, b'{"error": "invalid_event", "message": "m"}')
+    lines = [r for r in caplog.records if r.name == "streams.destinations.activation"]
+    assert len(lines) == 3  # successes are not logged one by one; refusals capped per minute
+    assert all(r.levelname == "WARNING" and "HTTP 400" in r.getMessage() and "r-1" in r.getMessage() for r in lines)
+    assert "secret-api-key" not in caplog.text
 
 
 @pytest.mark.parametrize(

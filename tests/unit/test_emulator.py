@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import time
 from collections.abc import Callable, Iterator
@@ -289,7 +290,7 @@ def test_zeotap_missing_content_type(emu: Emulator, http: httpx.Client) -> None:
         (b'{"events": {"event": {}}}', "'events' must be an array"),
         (b'{"events": []}', "'events' array is empty"),
         (b'{"events": [{"event": {}}], "user": {}}', "only contain the 'events' array"),
-        (b'{"events": [{"event": {"eventId": "a"}}, 42]}', "events[1]: event must be a JSON object"),
+        (b'{"events": [{"event": {"eventId": "a", "eventName": "e"}}, 42]}', "events[1]: event must be a JSON object"),
     ],
 )
 def test_zeotap_malformed_bodies(emu: Emulator, http: httpx.Client, body: bytes, debug: str) -> None:
@@ -310,6 +311,17 @@ def test_zeotap_malformed_bodies(emu: Emulator, http: httpx.Client, body: bytes,
         ({"user": {"userId": "", "country": "DEU"}}, "no user identifier"),
         ({"user": {"email": "a@b.c"}}, "user.country is required"),
         ({"user": {"email": "a@b.c", "country": "  "}}, "user.country is required"),
+        # an identifier is one of the documented kinds, not any key containing "id"
+        ({"user": {"anonymousId": "a-1", "country": "DEU"}}, "no user identifier of a documented kind"),
+        ({"user": {"paid": "yes", "idle": "1", "country": "DEU"}}, "no user identifier of a documented kind"),
+        # "Use either a UNIX timestamp or a fully time-zone-qualified format according to ISO 8601"
+        ({**zevent("t"), "event": {"eventName": "x", "eventTimestamp": "2024-09-05T11:02:44"}}, "event.eventTimestamp"),
+        ({**zevent("t"), "event": {"eventName": "x", "timestamp": "2024-09-05 11:02:44Z"}}, "event.timestamp"),
+        ({**zevent("t"), "event": {"eventName": "x", "timestamp": "yesterday"}}, "neither a UNIX timestamp nor ISO 8601"),
+        ({**zevent("t"), "event": {"eventName": "x", "timestamp": True}}, "event.timestamp is a boolean"),
+        # an NCE event still needs its event name (the NCE sample: eventName in every event)
+        ({"event": {"eventId": "x", "eventTimestamp": "2026-03-03T09:00:00.000Z"}}, "NCE event without event.eventName"),
+        ({"event": {"eventName": " ", "eventId": "x"}}, "NCE event without event.eventName"),
     ],
 )
 def test_zeotap_strict_validation(emu: Emulator, http: httpx.Client, event: dict[str, Any], debug: str) -> None:
@@ -321,6 +333,28 @@ def test_zeotap_strict_validation(emu: Emulator, http: httpx.Client, event: dict
     assert resp.status_code == 400
     assert resp.headers["x-zeo-debug"].startswith("events[1]: ")
     assert zstats(emu)["events_received"] == 0
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    # the document's own examples (its "-12:00" is written with U+2212), a UNIX string as in its
+    # batch sample, UNIX numbers, milliseconds
+    ["2024-09-05T11:02:44Z", "2024-09-04T23:02:44\u221212:00", "2024-09-05T11:02:44+00:00", "2026-03-03T09:00:00.000Z",
+     "2024-09-04T23:02:44-12:00", "1687113601", 1687113601, 1687113601123, 1687113601.5],
+)  # fmt: skip
+def test_zeotap_documented_timestamps(emu: Emulator, http: httpx.Client, stamp: Any) -> None:
+    event = {"user": {"userId": "u", "country": "DEU"}, "event": {"eventName": "x", "eventTimestamp": stamp}}
+    assert zpost(http, emu, event).status_code == 204
+    nce = {"event": {"eventName": "market_offer_assignment", "timestamp": stamp}}
+    assert zpost(http, emu, nce).status_code == 204
+
+
+def test_zeotap_identifier_and_timestamp_rules_are_options(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
+    lenient = make_emulator(zeotap_user_id_keys=("anonymousId",), zeotap_timestamps=False)
+    event = {"user": {"anonymousId": "a-1", "country": "DEU"}, "event": {"eventName": "x", "timestamp": "today"}}
+    assert zpost(http, lenient, event).status_code == 204
+    old_rule = make_emulator(zeotap_user_id_markers=("id",))
+    assert zpost(http, old_rule, {"user": {"paid": "yes", "country": "DEU"}}).status_code == 204
 
 
 @pytest.mark.parametrize(
@@ -355,17 +389,20 @@ def test_zeotap_non_strict_accepts_any_objects(make_emulator: Callable[..., Emul
 
 
 def _exact_size_event(size: int) -> bytes:
-    skeleton = orjson.dumps({"event": {"eventId": "big", "pad": ""}})
-    body = orjson.dumps({"event": {"eventId": "big", "pad": "x" * (size - len(skeleton))}})
+    skeleton = orjson.dumps({"event": {"eventId": "big", "eventName": "e", "pad": ""}})
+    body = orjson.dumps({"event": {"eventId": "big", "eventName": "e", "pad": "x" * (size - len(skeleton))}})
     assert len(body) == size
     return body
 
 
+TWENTY_MB = 20_000_000  # "ensure that the payload size does not exceed 20 MB", read as decimal MB
+
+
 def test_zeotap_20mb_limit(emu: Emulator, http: httpx.Client) -> None:
-    twenty_mb = 20 * 1024 * 1024  # the documented limit, not the emulator's constant
-    resp = zpost(http, emu, _exact_size_event(twenty_mb))
+    assert ZEOTAP_MAX_BODY == TWENTY_MB
+    resp = zpost(http, emu, _exact_size_event(TWENTY_MB))
     assert resp.status_code == 204
-    resp = zpost(http, emu, _exact_size_event(twenty_mb + 1))
+    resp = zpost(http, emu, _exact_size_event(TWENTY_MB + 1))
     assert resp.status_code == 400
     assert resp.headers["x-zeo-debug"].startswith("payload too large")
     assert zstats(emu)["events_received"] == 1
@@ -383,32 +420,84 @@ def test_zeotap_20mb_limit_without_content_length(emu: Emulator, http: httpx.Cli
     assert resp.headers["x-zeo-debug"].startswith("payload too large")
 
 
-def test_zeotap_gzip(emu: Emulator, http: httpx.Client) -> None:
+GZ = {"Content-Encoding": "gzip"}
+
+
+def test_zeotap_refuses_gzip_by_default(emu: Emulator, http: httpx.Client) -> None:
+    # the document never mentions compression: a gzipped body is a request problem (400 with a
+    # debug text about the Content-Encoding), whatever is inside
+    batch = {"events": [zevent("gz-0")]}
+    resp = zpost(http, emu, gzip.compress(orjson.dumps(batch)), **GZ)
+    assert resp.status_code == 400
+    assert "Content-Encoding 'gzip' is not accepted" in resp.headers["x-zeo-debug"]
+    assert zstats(emu)["events_received"] == 0
+
+
+@pytest.mark.parametrize("limit_of", ["json", "wire"])
+def test_zeotap_gzip_when_the_option_says_so(make_emulator: Callable[..., Emulator], http: httpx.Client, limit_of: str) -> None:
+    emu = make_emulator(gzip_destinations=("zeotap",), zeotap_limit_of=limit_of)
     batch = {"events": [zevent(f"gz-{i}") for i in range(50)]}
-    resp = zpost(http, emu, gzip.compress(orjson.dumps(batch)), **{"Content-Encoding": "gzip"})
+    resp = zpost(http, emu, gzip.compress(orjson.dumps(batch)), **GZ)
     assert resp.status_code == 204
     assert emu.admin.payloads("zeotap") == batch["events"]
 
 
-def test_zeotap_bad_gzip_and_encodings(emu: Emulator, http: httpx.Client) -> None:
-    resp = zpost(http, emu, b"\x1f\x8bnot really gzip", **{"Content-Encoding": "gzip"})
+def test_zeotap_bad_gzip_and_encodings(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
+    emu = make_emulator(gzip_destinations=("zeotap",))
+    resp = zpost(http, emu, b"\x1f\x8bnot really gzip", **GZ)
     assert resp.status_code == 400
     assert "gzip" in resp.headers["x-zeo-debug"]
-    resp = zpost(http, emu, orjson.dumps(DOC_REALTIME), **{"Content-Encoding": "gzip"})
+    resp = zpost(http, emu, orjson.dumps(DOC_REALTIME), **GZ)
     assert resp.status_code == 400
     resp = zpost(http, emu, orjson.dumps(DOC_REALTIME), **{"Content-Encoding": "br"})
     assert resp.status_code == 400
     assert "unsupported Content-Encoding" in resp.headers["x-zeo-debug"]
     truncated = gzip.compress(orjson.dumps(DOC_REALTIME))[:-12]
-    assert zpost(http, emu, truncated, **{"Content-Encoding": "gzip"}).status_code == 400
+    assert zpost(http, emu, truncated, **GZ).status_code == 400
 
 
-def test_zeotap_gzip_bomb_counts_decompressed_size(emu: Emulator, http: httpx.Client) -> None:
-    bomb = gzip.compress(_exact_size_event(ZEOTAP_MAX_BODY + 1))
+def test_zeotap_gzip_json_reading_bounds_the_inflated_payload(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
+    # default reading: the 20 MB are the JSON payload's, however small the gzipped body is
+    emu = make_emulator(gzip_destinations=("zeotap",))
+    assert zpost(http, emu, gzip.compress(_exact_size_event(TWENTY_MB)), **GZ).status_code == 204
+    bomb = gzip.compress(_exact_size_event(TWENTY_MB + 1))
     assert len(bomb) < 1024 * 1024
-    resp = zpost(http, emu, bomb, **{"Content-Encoding": "gzip"})
+    resp = zpost(http, emu, bomb, **GZ)
     assert resp.status_code == 400
     assert resp.headers["x-zeo-debug"].startswith("payload too large")
+
+
+def test_zeotap_gzip_wire_reading_bounds_the_bytes_sent(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
+    # the other reading: the 20 MB are the bytes on the wire; a JSON payload over 20 MB passes
+    # gzipped, a gzipped body over 20 MB does not, and the inflated size is still bounded
+    emu = make_emulator(gzip_destinations=("zeotap",), zeotap_limit_of="wire")
+    assert zpost(http, emu, gzip.compress(_exact_size_event(TWENTY_MB + 1)), **GZ).status_code == 204
+    incompressible = gzip.compress(_exact_size_event(TWENTY_MB + 1), compresslevel=0)
+    assert len(incompressible) > TWENTY_MB
+    resp = zpost(http, emu, incompressible, **GZ)
+    assert resp.status_code == 400
+    assert resp.headers["x-zeo-debug"].startswith("payload too large")
+    resp = zpost(http, emu, gzip.compress(_exact_size_event(10 * TWENTY_MB + 1)), **GZ)
+    assert resp.status_code == 400
+    assert "decompressed size" in resp.headers["x-zeo-debug"]
+
+
+@pytest.mark.parametrize(("path", "dest"), [("audiohook", "audiohook"), ("activation", "activation")])
+def test_json_apis_refuse_gzip_unless_the_option_says_so(
+    emu: Emulator, make_emulator: Callable[..., Emulator], http: httpx.Client, path: str, dest: str
+) -> None:
+    # neither document mentions compression: 415 (a request problem, never one record's)
+    if dest == "audiohook":
+        url, headers, body = emu.audiohook_url("px-1"), AH_HEADERS, ah_event()
+    else:
+        url, headers, body = emu.activation_url, ACT_HEADERS, act_event()
+    resp = http.post(url, content=gzip.compress(orjson.dumps(body)), headers={**headers, **GZ})
+    assert resp.status_code == 415
+    assert resp.json()["error"] == "unsupported_content_encoding"
+    lenient = make_emulator(gzip_destinations=(dest,))
+    url = lenient.audiohook_url("px-1") if dest == "audiohook" else lenient.activation_url
+    resp = http.post(url, content=gzip.compress(orjson.dumps(body)), headers={**headers, **GZ})
+    assert resp.status_code != 415
 
 
 def test_zeotap_counters_and_duplicates(emu: Emulator, http: httpx.Client) -> None:
@@ -565,7 +654,9 @@ def test_activation_auth(emu: Emulator, http: httpx.Client, authorization: str |
         ({"event_id": 17}, "event_id"),
     ],
 )
-def test_activation_required_fields(emu: Emulator, http: httpx.Client, overrides: dict[str, Any], field: str) -> None:
+def test_activation_required_fields(
+    emu: Emulator, make_emulator: Callable[..., Emulator], http: httpx.Client, overrides: dict[str, Any], field: str
+) -> None:
     ev = act_event()
     for key, value in overrides.items():
         if value is None:
@@ -578,10 +669,12 @@ def test_activation_required_fields(emu: Emulator, http: httpx.Client, overrides
     assert body["error"] == "invalid_event"
     assert body["field"] == field
     assert field in body["message"]
-    resp = act_post(http, emu, {"events": [act_event("b-0"), ev]})
-    assert resp.status_code == 400
-    assert resp.json()["index"] == 1
     assert zstats(emu, "activation")["events_received"] == 0
+    batching = make_emulator(activation_batch_key="events")
+    resp = act_post(http, batching, {"events": [act_event("b-0"), ev]})
+    assert resp.status_code == 400
+    assert (resp.json()["index"], resp.json()["field"]) == (1, field)
+    assert zstats(batching, "activation")["events_received"] == 0
 
 
 @pytest.mark.parametrize("timestamp", ["2024-01-15T14:32:00Z", "2024-09-04T23:02:44-12:00", "2024-01-15T14:32:00.123"])
@@ -608,15 +701,82 @@ def test_activation_idempotency(emu: Emulator, http: httpx.Client) -> None:
     assert set(emu.admin.receipts("activation")["activation"]) == {"idem-1", "body-1"}
 
 
-def test_activation_batch(emu: Emulator, http: httpx.Client) -> None:
-    batch = {"events": [act_event("b-1"), act_event("b-2"), act_event(None)]}
+def test_activation_is_single_event_by_default(emu: Emulator, http: httpx.Client) -> None:
+    # the guide shows one event per request and no batch form: a batch is a malformed payload
+    resp = act_post(http, emu, {"events": [act_event("b-1"), act_event("b-2")]})
+    assert resp.status_code == 400
+    assert "one event per request" in resp.json()["message"]
+    assert act_post(http, emu, [act_event()]).status_code == 400
+    assert zstats(emu, "activation")["events_received"] == 0
+
+
+@pytest.mark.parametrize("key", ["events", "data"])
+def test_activation_batch_when_configured(make_emulator: Callable[..., Emulator], http: httpx.Client, key: str) -> None:
+    emu = make_emulator(activation_batch_key=key)
+    batch = {key: [act_event("b-1"), act_event("b-2"), act_event(None)]}
     resp = act_post(http, emu, batch, **{"Idempotency-Key": "req-9"})
     assert resp.status_code == 202
     assert resp.json() == {"status": "accepted", "events": 3, "duplicates": 0}
     assert set(emu.admin.receipts("activation")["activation"]) == {"b-1", "b-2", "req-9#2"}
-    assert act_post(http, emu, {"events": []}).status_code == 400
+    assert act_post(http, emu, {key: []}).status_code == 400
     assert act_post(http, emu, [act_event()]).status_code == 400
-    assert act_post(http, emu, {"events": [act_event("b-1")]}).json()["duplicates"] == 1
+    assert act_post(http, emu, act_event("bare")).status_code == 400  # a batch API takes the envelope only
+    other = "data" if key == "events" else "events"
+    assert act_post(http, emu, {other: [act_event("b-3")]}).status_code == 400
+    assert act_post(http, emu, {key: [act_event("b-1")]}).json()["duplicates"] == 1
+
+
+def _basic(credentials: str) -> str:
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("options", "headers", "status"),
+    [
+        ({"activation_auth": "basic"}, {"Authorization": _basic(f"emulator:{DEFAULT_API_KEY}")}, 202),
+        ({"activation_auth": "basic"}, {"Authorization": _basic("emulator:wrong")}, 401),
+        ({"activation_auth": "basic"}, {"Authorization": _basic(f"other:{DEFAULT_API_KEY}")}, 401),
+        ({"activation_auth": "basic"}, {"Authorization": "Basic !!"}, 401),
+        ({"activation_auth": "basic"}, {"Authorization": f"Bearer {DEFAULT_API_KEY}"}, 401),
+        ({"activation_auth": "header"}, {"X-API-Key": DEFAULT_API_KEY}, 202),
+        ({"activation_auth": "header", "activation_auth_header": "X-Token"}, {"X-Token": DEFAULT_API_KEY}, 202),
+        ({"activation_auth": "header", "activation_auth_header": "X-Token"}, {"X-API-Key": DEFAULT_API_KEY}, 401),
+        ({"activation_auth": "header"}, {"Authorization": f"Bearer {DEFAULT_API_KEY}"}, 401),
+        ({"activation_auth": "header"}, {"X-API-Key": "wrong"}, 401),
+    ],
+)
+def test_activation_auth_schemes(
+    make_emulator: Callable[..., Emulator], http: httpx.Client, options: dict[str, Any], headers: dict[str, str], status: int
+) -> None:
+    emu = make_emulator(**options)
+    body = orjson.dumps(act_event())
+    resp = http.post(emu.activation_url, content=body, headers={"Content-Type": "application/json", **headers})
+    assert resp.status_code == status
+    if status == 401:
+        assert resp.json()["error"] == "unauthorized" and "WWW-Authenticate" in resp.headers
+
+
+def test_activation_path_and_idempotency_header_options(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
+    emu = make_emulator(activation_path="/v2/ingest", activation_idempotency_header="X-Event-Id")
+    assert emu.activation_url == f"{emu.base_url}/v2/ingest"
+    default_path = f"{emu.base_url}/activation/events"
+    assert http.post(default_path, content=orjson.dumps(act_event()), headers=ACT_HEADERS).status_code == 404
+    assert act_post(http, emu, act_event(None), **{"X-Event-Id": "k-1"}).status_code == 202
+    assert act_post(http, emu, act_event(None), **{"X-Event-Id": "k-1"}).json()["duplicates"] == 1
+    # another header name is not the idempotency key: the body's event_id is
+    assert act_post(http, emu, act_event("e-1"), **{"Idempotency-Key": "k-1"}).json()["duplicates"] == 0
+    assert set(emu.admin.receipts("activation")["activation"]) == {"k-1", "e-1"}
+    off = make_emulator(activation_idempotency_header=None)
+    act_post(http, off, act_event("e-2"), **{"Idempotency-Key": "k-2"})
+    assert set(off.admin.receipts("activation")["activation"]) == {"e-2"}
+
+
+def test_activation_gzip_only_when_an_option_says_so(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
+    body = gzip.compress(orjson.dumps(act_event()))
+    headers = {**ACT_HEADERS, "Content-Encoding": "gzip"}
+    assert http.post(make_emulator().activation_url, content=body, headers=headers).status_code == 415
+    taking_gzip = make_emulator(gzip_destinations=("activation",))
+    assert http.post(taking_gzip.activation_url, content=body, headers=headers).status_code == 202
 
 
 def test_activation_content_type_and_size(make_emulator: Callable[..., Emulator], http: httpx.Client) -> None:
@@ -990,3 +1150,36 @@ def test_emulator_process(http: httpx.Client) -> None:
         pid_process = proc.process
         assert pid_process is not None and pid_process.poll() is None  # running while in use
     assert pid_process.poll() is not None  # and gone when the block is left
+
+
+def test_cli_gzip_and_limit_options() -> None:
+    from streams.dev.emulator.cli import _parse_args
+
+    args = _parse_args(["--gzip", "zeotap", "--gzip", "activation", "--zeotap-limit-of", "wire"])
+    assert (args.gzip, args.zeotap_limit_of) == (["zeotap", "activation"], "wire")
+    args = _parse_args([])
+    assert (args.gzip, args.zeotap_limit_of) == ([], "json")
+    with pytest.raises(ValueError, match="unknown destination"):
+        EmulatorConfig(gzip_destinations=("zeotapp",))
+
+
+def test_cli_activation_options() -> None:
+    from streams.dev.emulator.cli import _activation_options, _parse_args
+
+    assert _activation_options(_parse_args([])) == {}  # every activation default kept
+    argv = ["--activation-path", "/v2/ingest", "--activation-auth", "header", "--activation-auth-header", "X-Token"]
+    argv += ["--activation-batch-key", "data", "--activation-idempotency-header", "none", "--activation-username", "u"]
+    options = _activation_options(_parse_args(argv))
+    assert options == {
+        "path": "/v2/ingest",
+        "auth": "header",
+        "auth_header": "X-Token",
+        "username": "u",
+        "batch_key": "data",
+        "idempotency_header": None,
+    }
+    config = EmulatorConfig(**{f"activation_{k}": v for k, v in options.items()})
+    assert (config.activation_path, config.activation_batch_key) == ("/v2/ingest", "data")
+    assert config.activation_idempotency_header is None
+    with pytest.raises(ValueError, match="activation_auth"):
+        EmulatorConfig(activation_auth="digest")  # type: ignore[arg-type]

@@ -254,8 +254,9 @@ def test_zeotap_probe_verdicts(tmp_path: Path, status: int, debug: str, expected
 def test_activation_probe_verdicts(tmp_path: Path) -> None:
     bad, reqs = _probe(tmp_path, "activation", 401, body={"error": "unauthorized", "message": "invalid credentials"})
     assert bad.status == "fail" and "credentials rejected" in bad.detail and "invalid credentials" in bad.detail
-    assert reqs[0].headers["authorization"] == f"Bearer {API_KEY}" and reqs[0].content == EMPTY_BATCH
-    refused = {"error": "invalid_payload", "message": "'events' must be a non-empty array"}
+    # one event per request unless batch_key is set: the probe is an empty object, nothing to ingest
+    assert reqs[0].headers["authorization"] == f"Bearer {API_KEY}" and reqs[0].content == b"{}"
+    refused = {"error": "invalid_event", "message": "event: required: non-empty string (event name)"}
     good, _ = _probe(tmp_path, "activation", 400, body=refused)
     assert good.status == "ok"
     redirect, _ = _probe(tmp_path, "activation", 302, headers={"location": "https://u:p@login.example/"})

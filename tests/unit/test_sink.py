@@ -318,3 +318,22 @@ async def test_responses_are_freed_without_the_garbage_collector():
         gc.garbage.clear()
     assert len(seen) == 3
     assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "rps"),
+    [
+        ({}, None),
+        ({"rate_limit_rps": 50}, 50),
+        # Zeotap's 200 QPS is the source's: 6 workers (KEDA's maxReplicaCount) share it
+        ({"rate_budget_rps": 200, "rate_budget_workers": 6}, 200 / 6),
+        ({"rate_budget_rps": 200, "rate_budget_workers": 4, "rate_limit_rps": 20}, 20),
+        ({"rate_budget_rps": 200}, 200),
+    ],
+)
+def test_rate_budget_is_shared_by_the_workers(settings: dict[str, Any], rps: float | None) -> None:
+    sink, _ = make_sink(lambda req: ok([]), **settings)
+    if rps is None:
+        assert sink._rate.rps is None
+    else:
+        assert sink._rate.rps == pytest.approx(rps)

@@ -596,7 +596,7 @@ def test_tombstone_is_filtered_and_empty_value_rejected(pipelines: dict[str, Rou
 def test_oversize_event_is_rejected_too_large(pipelines: dict[str, RoutePipeline]) -> None:
     p = pipelines["purchase_completed"]
     limit = p.max_event_bytes
-    assert limit == 20 * 1024 * 1024 - p.destination.envelope_bytes(1)
+    assert limit == 20_000_000 - p.destination.envelope_bytes(1)  # Zeotap: "does not exceed 20 MB"
     base = _run(p, _with(_purchase(), order_id=""), via_bytes=False)
     assert isinstance(base, Payload)
     pad = limit - len(base.body)
@@ -635,7 +635,13 @@ def _multi_destination_config(tmp_path: Path) -> BridgeConfig:
     purchase = raw["routes"]["purchase_completed"]
     raw["destinations"] = {
         "zeotap": raw["destinations"]["zeotap"],
-        "audiohook": {"type": "audiohook", "url": "https://listen.audiohook.com", "pixel_id": "px-1"},
+        # most sample records carry no anonymous id: visitor_id optional here (required by default)
+        "audiohook": {
+            "type": "audiohook",
+            "url": "https://listen.audiohook.com",
+            "pixel_id": "px-1",
+            "require_visitor_id": False,
+        },
         "activation": {
             "type": "activation",
             "url": "https://api.activation.example.com/v1",
@@ -648,6 +654,8 @@ def _multi_destination_config(tmp_path: Path) -> BridgeConfig:
         "ah_purchase": {**copy.deepcopy(purchase), "destination": "audiohook"},
         "act_purchase": {**copy.deepcopy(purchase), "destination": "activation"},
     }
+    # Audiohook takes identifiers hashed only: the plaintext customer id is not mapped for it
+    del raw["routes"]["ah_purchase"]["mapping"]["user"]["userId"]
     return _config(tmp_path, raw)
 
 
@@ -668,8 +676,8 @@ def test_audiohook_payload_is_flat(multi: dict[str, RoutePipeline]) -> None:
         "ip_address": "85.214.132.117",
         "user_agent": "UA/1.0",
         "session_id": "sess-1",
+        "visitor_id": "anon-7",
         "persistent_anonymous_user_id": "anon-7",
-        "userId": "cust-1",
         "email_sha256": sha("john.doe@example.com"),
         "phone_sha256": sha("+49301234567"),
         "first_name_sha256": sha("john"),
@@ -711,15 +719,17 @@ def test_audiohook_oversize_event(multi: dict[str, RoutePipeline]) -> None:
     assert isinstance(out, Rejected) and out.reason == "too_large"
 
 
-@pytest.mark.parametrize(
-    "changes, customer_id",
-    [
-        ({}, "cust-1"),
-        ({"customer.customer_id": None, "customer.anonymous_id": "anon-7"}, "anon-7"),
-    ],
-)
-def test_activation_payload(multi: dict[str, RoutePipeline], changes: dict[str, Any], customer_id: str) -> None:
-    payload = _payload(_run(multi["act_purchase"], _with(_purchase(), **changes)))
+def test_activation_customer_id_never_falls_back_to_another_identifier(multi: dict[str, RoutePipeline]) -> None:
+    # another kind of identifier in customer_id sends the event to the wrong profile (the guide)
+    out = _run(multi["act_purchase"], _with(_purchase(), **{"customer.customer_id": None, "customer.anonymous_id": "anon-7"}))
+    assert isinstance(out, Rejected)
+    assert (out.stage, out.reason, out.event_id) == ("encode", "missing_required_field", "evt-123")
+    assert "customer_id" in out.detail and "anon-7" not in out.detail
+
+
+def test_activation_payload(multi: dict[str, RoutePipeline]) -> None:
+    customer_id = "cust-1"
+    payload = _payload(_run(multi["act_purchase"], _purchase()))
     assert set(payload) == {"event", "timestamp", "customer_id", "properties", "event_id"}
     assert payload["event"] == "purchase_completed"
     assert payload["timestamp"] == "2024-01-01T00:00:00.000Z"

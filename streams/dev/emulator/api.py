@@ -45,7 +45,8 @@ class DestinationApi:
     ) -> dict[str, Any] | web.StreamResponse:
         """The request's JSON object, or the error response (``max_body_bytes``, gzip, JSON; ``code`` and
         ``message`` when the document is not an object)."""
-        doc = await json_body(request, st, error, self.cfg.max_body_bytes, self.decompresses)
+        gzip_ok = self.name in self.cfg.gzip_destinations  # only where a document (or an option) allows it
+        doc = await json_body(request, st, error, self.cfg.max_body_bytes, self.decompresses, gzip_ok)
         if isinstance(doc, web.StreamResponse | dict):
             return doc
         return error(st, 400, code, message)

@@ -33,12 +33,19 @@ def main_dev_emulator(
     seed: int | None = None,
     faults: Mapping[str, Mapping[str, Any]] | None = None,
     registry_auth: str | None = None,
+    activation: Mapping[str, Any] | None = None,
+    gzip: Sequence[str] = (),
+    zeotap_limit_of: str = "json",
 ) -> None:
     """Entry point of ``s2s-bridge dev emulator``: prints ``emulator: <base url>`` first, then
     the endpoint URLs, and serves until Ctrl-C.
 
     ``faults`` maps a destination (or ``"*"``) to :class:`FaultConfig` knobs;
-    ``registry_auth`` is ``"user:password"`` for Schema Registry basic auth.
+    ``activation`` sets the activation API's ``EmulatorConfig.activation_*`` options by their short
+    name (``path``, ``auth``, ``auth_header``, ``username``, ``batch_key``, ``idempotency_header``);
+    ``registry_auth`` is ``"user:password"`` for Schema Registry basic auth; ``gzip`` names the
+    destinations whose API accepts gzipped bodies (none by default: no document mentions it);
+    ``zeotap_limit_of`` which size Zeotap's 20 MB bounds when gzipped (``json`` or ``wire``).
     """
     basic: tuple[str, str] | None = None
     if registry_auth:
@@ -59,10 +66,13 @@ def main_dev_emulator(
         faults={dest: FaultConfig.from_dict(knobs) for dest, knobs in (faults or {}).items()},
         seed=seed,
         registry_basic_auth=basic,
+        **{f"activation_{k}": v for k, v in (activation or {}).items()},
+        gzip_destinations=tuple(gzip),
+        zeotap_limit_of=zeotap_limit_of,  # type: ignore[arg-type]  # checked by EmulatorConfig
     )
 
     def ready(base_url: str) -> None:
-        urls = EmulatorClient(base_url, registry_prefix=config.registry_prefix)
+        urls = EmulatorClient(base_url, registry_prefix=config.registry_prefix, activation_path=config.activation_path)
         print(f"emulator: {base_url}", flush=True)
         print(f"  zeotap:          POST {urls.zeotap_url()}", flush=True)
         print(f"  audiohook:       POST {urls.audiohook_url('<pixel_id>')}", flush=True)
@@ -89,11 +99,31 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--faults", help='JSON: {"*": {"error_rate": 0.1}, "zeotap": {...}}')
     parser.add_argument("--registry-auth", help="user:password for Schema Registry basic auth")
+    act = parser.add_argument_group("activation API (its guide names no path, auth, batch form or idempotency header)")
+    act.add_argument("--activation-path", help="endpoint path (default /activation/events)")
+    act.add_argument("--activation-auth", choices=("bearer", "basic", "header"), help="credential scheme (default bearer)")
+    act.add_argument("--activation-auth-header", help="header carrying the api key with --activation-auth header")
+    act.add_argument("--activation-username", help="username with --activation-auth basic (the api key is the password)")
+    act.add_argument("--activation-batch-key", help='take {"<key>": [events]} batches (default: one event per request)')
+    act.add_argument("--activation-idempotency-header", help="idempotency header name ('none': dedupe by event_id only)")
+    parser.add_argument(
+        "--gzip", action="append", default=[], metavar="DEST", help="this API accepts gzipped bodies (repeatable; default none)"
+    )
+    parser.add_argument("--zeotap-limit-of", choices=("json", "wire"), default="json", help="Zeotap's 20 MB bounds this size")
     for knob in _GLOBAL_FLOAT_KNOBS:
         parser.add_argument("--" + knob.replace("_", "-"), type=float, help="global fault knob")
     parser.add_argument("--retry-after", type=int, help="global fault knob")
     parser.add_argument("--error-status", type=int, help="global fault knob")
     return parser.parse_args(argv)
+
+
+def _activation_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The activation API's options given on the command line (the others keep their defaults)."""
+    names = ("path", "auth", "auth_header", "username", "batch_key", "idempotency_header")
+    options = {n: getattr(args, f"activation_{n}") for n in names if getattr(args, f"activation_{n}") is not None}
+    if str(options.get("idempotency_header", "")).lower() == "none":
+        options["idempotency_header"] = None
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -117,4 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         seed=args.seed,
         faults=faults,
         registry_auth=args.registry_auth,
+        activation=_activation_options(args),
+        gzip=args.gzip,
+        zeotap_limit_of=args.zeotap_limit_of,
     )

@@ -7,9 +7,8 @@ from typing import Any
 import httpx
 import orjson
 
-from streams.dev.emulator.activation import ACTIVATION_PATH
 from streams.dev.emulator.admin import ADMIN_PREFIX
-from streams.dev.emulator.config import GLOBAL, REGISTRY_PREFIX
+from streams.dev.emulator.config import ACTIVATION_PATH, GLOBAL, REGISTRY_PREFIX
 from streams.dev.emulator.zeotap import ZEOTAP_PATH
 
 
@@ -18,6 +17,7 @@ class EmulatorUrls:
 
     base_url: str
     registry_prefix: str = REGISTRY_PREFIX
+    activation_path: str = ACTIVATION_PATH  # EmulatorConfig.activation_path
 
     @property
     def registry_url(self) -> str:
@@ -32,15 +32,18 @@ class EmulatorUrls:
 
     @property
     def activation_url(self) -> str:
-        return self.base_url + ACTIVATION_PATH
+        return self.base_url + self.activation_path
 
 
 class EmulatorClient(EmulatorUrls):
     """Admin API client (works against an in-thread emulator, a child process or the CLI one)."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0, registry_prefix: str = REGISTRY_PREFIX) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = 30.0, registry_prefix: str = REGISTRY_PREFIX, activation_path: str = ACTIVATION_PATH
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.registry_prefix = registry_prefix
+        self.activation_path = activation_path
         self._timeout = timeout
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:

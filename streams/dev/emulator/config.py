@@ -13,21 +13,36 @@ GLOBAL = "*"
 DOC_WRITE_KEY = "fc3ab803-5762-44d3-88d3-7fbc94bca074"
 DEFAULT_API_KEY = "emulator-api-key"
 REGISTRY_PREFIX = "/registry"
+#: The activation guide names no endpoint path: the emulator serves this one unless told otherwise.
+ACTIVATION_PATH = "/activation/events"
 
-ZEOTAP_MAX_BODY = 20 * 1024 * 1024
-#: A user key counts as an identifier when its lower-cased name contains one of these.
-USER_ID_MARKERS: tuple[str, ...] = (
-    "id",
+#: Zeotap's "payload size does not exceed 20 MB", read as decimal megabytes (the stricter reading).
+ZEOTAP_MAX_BODY = 20_000_000
+#: Zeotap's documented kinds of user identifier ("email, loginID or cell phone number hashes",
+#: "first-party cookies, third-party cookies or MAIDs") and the keys of its samples (userId,
+#: visitorId, contactId). A user key is an identifier when its name, lower-cased without
+#: separators and without a hash suffix (``email_sha256`` -> ``email``), is one of these.
+ZEOTAP_USER_ID_KEYS: tuple[str, ...] = (
     "email",
+    "loginid",
+    "cellphone",
+    "cellphonenumber",
     "phone",
-    "cell",
-    "mobile",
+    "phonenumber",
+    "firstpartycookie",
+    "thirdpartycookie",
     "maid",
-    "cookie",
-    "idfa",
-    "gaid",
-    "login",
+    "userid",
+    "visitorid",
+    "contactid",
 )
+#: Kept for compatibility: the old substring markers (``zeotap_user_id_markers``, off by default).
+USER_ID_MARKERS: tuple[str, ...] = ()
+#: Which size Zeotap's 20 MB applies to when the body is gzipped (the document is silent on gzip):
+#: "json" the JSON payload (after inflating), "wire" the bytes sent.
+ZeotapLimitOf = Literal["json", "wire"]
+#: Under the "wire" reading the inflated JSON is still bounded (a gzip bomb): this many times the limit.
+WIRE_INFLATE_FACTOR = 10
 
 
 @dataclass
@@ -141,12 +156,32 @@ class EmulatorConfig:
     zeotap_max_body_bytes: int = ZEOTAP_MAX_BODY
     zeotap_strict: bool = True  # top-level keys, object values, user identifier for customer events
     zeotap_require_country: bool = True  # customer events need user.country (only when strict)
-    zeotap_user_id_markers: tuple[str, ...] = USER_ID_MARKERS
+    zeotap_user_id_markers: tuple[str, ...] = USER_ID_MARKERS  # extra substrings (the old rule); () off
+    zeotap_user_id_keys: tuple[str, ...] = ZEOTAP_USER_ID_KEYS  # documented identifier kinds (see above)
+    zeotap_timestamps: bool = True  # event.eventTimestamp / event.timestamp: ISO 8601 with zone, or UNIX
+    zeotap_limit_of: ZeotapLimitOf = "json"  # which size the 20 MB limit applies to when gzipped
+    # Destinations whose API accepts `Content-Encoding: gzip`; none of the three documents mentions
+    # compression, so none by default (a gzipped body is refused: Zeotap 400, the others 415)
+    gzip_destinations: tuple[str, ...] = ()
     # Audiohook
     audiohook_pixel_ids: tuple[str, ...] | None = None  # None: any pixel id is known
     audiohook_validate_ip: bool = True
+    # "Use ISO 8601 format (YYYY-MM-DDTHH:mm:ss.sssZ)": "strict" takes that form only; "iso8601"
+    # takes any ISO 8601 date-time with a zone, as the document's own code examples send
+    # (`isoformat() + 'Z'` has microseconds, PHP's `date('c')` an offset)
+    audiohook_timestamps: Literal["strict", "iso8601"] = "strict"
+    # the document's required list is ip_address, user_agent, event_name; every example also has
+    # timestamp and visitor_id: True requires those two as well
+    audiohook_require_example_fields: bool = False
     # Activation API
     activation_api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
+    # The guide leaves these to the API (the bridge's settings of the same names choose them):
+    activation_path: str = ACTIVATION_PATH  # the endpoint
+    activation_auth: Literal["bearer", "basic", "header"] = "bearer"  # how the api key is presented
+    activation_auth_header: str = "X-API-Key"  # the header carrying the key (auth "header")
+    activation_username: str = "emulator"  # auth "basic": this username, an api key as the password
+    activation_batch_key: str | None = None  # None: one event per request (a batch is 400)
+    activation_idempotency_header: str | None = "Idempotency-Key"  # None: dedupe by event_id only
     # Body limit of the Audiohook and activation endpoints (their docs are silent): 413 above it.
     max_body_bytes: int = 5 * 1024 * 1024
     # Recording
@@ -163,6 +198,17 @@ class EmulatorConfig:
         self.zeotap_write_keys = tuple(self.zeotap_write_keys)
         self.zeotap_regions = tuple(self.zeotap_regions)
         self.activation_api_keys = tuple(self.activation_api_keys)
+        if self.activation_auth not in ("bearer", "basic", "header"):
+            raise ValueError(f"activation_auth must be bearer, basic or header, got {self.activation_auth!r}")
+        if not self.activation_path.startswith("/"):
+            raise ValueError("activation_path must start with '/'")
+        if self.activation_batch_key == "":
+            raise ValueError("activation_batch_key must be a non-empty key, or None (one event per request)")
+        self.gzip_destinations = tuple(check_destination(d) for d in self.gzip_destinations)
+        if self.audiohook_timestamps not in ("strict", "iso8601"):
+            raise ValueError(f"audiohook_timestamps must be strict or iso8601, got {self.audiohook_timestamps!r}")
+        if self.zeotap_limit_of not in ("json", "wire"):
+            raise ValueError(f"zeotap_limit_of must be 'json' or 'wire', got {self.zeotap_limit_of!r}")
         if self.audiohook_pixel_ids is not None:
             self.audiohook_pixel_ids = tuple(self.audiohook_pixel_ids)
         for dest in self.faults:

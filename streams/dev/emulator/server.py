@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from streams.dev.emulator.activation import ACTIVATION_PATH, ActivationApi
+from streams.dev.emulator.activation import ActivationApi
 from streams.dev.emulator.admin import Admin
 from streams.dev.emulator.api import DestinationApi
 from streams.dev.emulator.audiohook import AUDIOHOOK_PATH, AudiohookApi
@@ -46,7 +46,7 @@ def make_app(config: EmulatorConfig | None = None) -> web.Application:
     app[_APIS_KEY] = (zeotap, audiohook, activation)
     app.router.add_post(ZEOTAP_PATH, gateway.wrap(zeotap.name, zeotap.handle))
     app.router.add_post(AUDIOHOOK_PATH, gateway.wrap(audiohook.name, audiohook.handle))
-    app.router.add_post(ACTIVATION_PATH, gateway.wrap(activation.name, activation.handle))
+    app.router.add_post(activation.path, gateway.wrap(activation.name, activation.handle))
     Admin(state).add_routes(app.router)
     registry = SchemaRegistry(config.registry_basic_auth)
     app[REGISTRY_KEY] = registry
@@ -90,6 +90,7 @@ class Emulator(EmulatorUrls):
     def __init__(self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.config = config or EmulatorConfig()
         self.registry_prefix = self.config.registry_prefix
+        self.activation_path = self.config.activation_path
         self.host = host
         self.port = port
         self.base_url = ""
@@ -102,7 +103,7 @@ class Emulator(EmulatorUrls):
 
     @property
     def admin(self) -> EmulatorClient:
-        return EmulatorClient(self.base_url, registry_prefix=self.registry_prefix)
+        return EmulatorClient(self.base_url, registry_prefix=self.registry_prefix, activation_path=self.activation_path)
 
     def start(self) -> Emulator:
         if self._thread is not None:
@@ -203,7 +204,7 @@ class EmulatorProcess(EmulatorUrls):
 
     @property
     def admin(self) -> EmulatorClient:
-        return EmulatorClient(self.base_url, registry_prefix=self.registry_prefix)
+        return EmulatorClient(self.base_url, registry_prefix=self.registry_prefix, activation_path=self.activation_path)
 
     def start(self) -> EmulatorProcess:
         repo_root = str(Path(__file__).resolve().parents[3])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from streams.dev.emulator.api import DestinationApi
-from streams.dev.emulator.config import EmulatorConfig, FaultConfig
+from streams.dev.emulator.config import WIRE_INFLATE_FACTOR, EmulatorConfig, FaultConfig
 from streams.dev.emulator.faults import Gateway
 from streams.dev.emulator.state import DestinationStats, EmulatorState
 from streams.dev.emulator.wire import BadBody, BodyTooLarge, ClientGone, client_gone, header_safe, is_json_content_type, read_body
@@ -38,24 +39,76 @@ def _has_value(value: Any) -> bool:
 ZeotapValidator = Callable[[dict[str, Any]], "str | None"]
 
 
+# "Use either a UNIX timestamp or a fully time-zone-qualified format according to ISO 8601 (For
+# example, 2024-09-05T11:02:44Z, 2024-09-04T23:02:44-12:00, 2024-09-05T11:02:44+00:00)"
+_ISO_WITH_ZONE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+\-\u2212]\d{2}:?\d{2})")
+_UNIX = re.compile(r"\d{1,13}")
+#: the event keys the document uses for the time of the event (NCE sample, customer batch sample)
+TIMESTAMP_KEYS = ("eventTimestamp", "timestamp")
+_HASH_SUFFIXES = ("sha256", "sha1", "md5", "hashed", "hash")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
+def user_id_kind(key: str) -> str:
+    """A user key's name reduced to its kind: lower case, no separators, no hash suffix."""
+    name = _NOT_ALNUM.sub("", key.lower())
+    for suffix in _HASH_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def timestamp_problem(value: Any) -> str | None:
+    """Why a timestamp is neither UNIX nor ISO 8601 with a zone, or None."""
+    if isinstance(value, bool):
+        return "is a boolean"
+    if isinstance(value, int):
+        return None if value >= 0 else "is a negative UNIX timestamp"
+    if isinstance(value, float):
+        return None if value >= 0 and value == value else "is not a UNIX timestamp"
+    if isinstance(value, str):
+        text = value.strip()
+        if _UNIX.fullmatch(text) or _ISO_WITH_ZONE.fullmatch(text):
+            return None
+        return f"{value[:40]!r} is neither a UNIX timestamp nor ISO 8601 with a time zone"
+    return "must be a UNIX timestamp or an ISO 8601 string with a time zone"
+
+
 def make_zeotap_validator(cfg: EmulatorConfig) -> ZeotapValidator:
     """The strict per-event check: returns why one event breaks the contract, or None.
 
     Built once per app, so the hot path (~1 us per event) only does dict lookups.
     """
     allowed = ZEOTAP_TOP_LEVEL_KEYS
+    kinds = frozenset(user_id_kind(k) for k in cfg.zeotap_user_id_keys)
     markers = tuple(m.lower() for m in cfg.zeotap_user_id_markers)
     require_country = cfg.zeotap_require_country
+    check_timestamps = cfg.zeotap_timestamps
     id_keys: dict[str, bool] = {}
 
     def is_id_key(key: str) -> bool:
         hit = id_keys.get(key)
         if hit is None:
             low = key.lower()
-            hit = low != "country" and any(m in low for m in markers)
+            hit = user_id_kind(key) in kinds or (low != "country" and any(m in low for m in markers))
             if len(id_keys) < 4096:
                 id_keys[key] = hit
         return hit
+
+    def event_problem(inner: dict[str, Any] | None, nce: bool) -> str | None:
+        if inner is None:
+            return None
+        if nce:
+            name = inner.get("eventName")
+            if name.__class__ is not str or not name.strip():
+                return "NCE event without event.eventName (the event name is required)"
+        if check_timestamps:
+            for key in TIMESTAMP_KEYS:
+                if key in inner and inner[key] is not None:
+                    why = timestamp_problem(inner[key])
+                    if why is not None:
+                        return f"event.{key} {why}"
+        return None
 
     def problem(ev: dict[str, Any]) -> str | None:
         if not ev:
@@ -69,18 +122,22 @@ def make_zeotap_validator(cfg: EmulatorConfig) -> ZeotapValidator:
         user = ev.get("user")
         if user is None:
             if len(ev) == 1 and "event" in ev:
-                return None  # non-customer-entity (NCE) event: only the event object is needed
+                # non-customer-entity (NCE) event: only the event object is needed
+                return event_problem(ev["event"], nce=True)
             return "customer event without a 'user' object (all data must contain at least one user id)"
         for key, value in user.items():
             if value and is_id_key(key) and _has_value(value):
                 break
         else:
-            return "user object has no user identifier (all data must contain at least one user id)"
+            return (
+                "user object has no user identifier of a documented kind (email, loginID, cell phone, "
+                "cookie or MAID id; all data must contain at least one user id)"
+            )
         if require_country:
             country = user.get("country")
             if country.__class__ is not str or not country.strip():
                 return "user.country is required (all data must contain the country information)"
-        return None
+        return event_problem(ev.get("event"), nce=False)
 
     return problem
 
@@ -157,7 +214,14 @@ class ZeotapApi(DestinationApi):
             ct = request.headers.get("Content-Type")
             return self._error(st, 400, f"Content-Type must be application/json (UTF-8), got {ct!r}")
         try:
-            body = await read_body(request, self.cfg.zeotap_max_body_bytes, self.decompresses)
+            body = await read_body(
+                request,
+                self.cfg.zeotap_max_body_bytes,
+                self.decompresses,
+                gzip_ok="zeotap" in self.cfg.gzip_destinations,
+                limit_of=self.cfg.zeotap_limit_of,
+                inflate_factor=WIRE_INFLATE_FACTOR,
+            )
         except (BodyTooLarge, BadBody) as exc:
             return self._error(st, 400, str(exc))
         except ClientGone:
