@@ -196,8 +196,8 @@ def run_demo(per_event: int = 60, as_json: bool = False, timeout: float = 180.0)
             for dest in sorted(cfg.destinations):
                 stats = api_stats[cfg.destinations[dest].type]
                 d_filtered: Counter[str] = Counter()
-                for (route, k), v in filtered_by.items():
-                    if cfg.routes[route].destination == dest:
+                for (route_name, k), v in filtered_by.items():
+                    if cfg.routes[route_name].destination == dest:
                         d_filtered[k] += v
                 d_dead: Counter[str] = Counter()
                 for (dlt, k), v in dead_by.items():
