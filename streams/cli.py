@@ -259,7 +259,8 @@ def dev_fetch_kafka() -> None:
     add_help_option=False,
 )
 def dev_emulator(ctx: typer.Context) -> None:
-    """Start the local destination emulators (Zeotap, Audiohook, activation API, schema registry);
+    """Start the local destination emulators (Zeotap, Audiohook, activation API, schema registry).
+
     --help lists every flag (those of python -m streams.dev.emulator). The keys accepted without
     --write-key / --api-key: $ZEOTAP_WRITE_KEY / $ACTIVATION_API_KEY, else dev-key / dev-api-key."""
     from streams.dev.emulator.cli import main as emulator_main
