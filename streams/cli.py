@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -250,16 +251,26 @@ def dev_fetch_kafka() -> None:
     typer.echo(f"Kafka jars ready in {libs}")
 
 
-@dev_app.command("emulator")
-def dev_emulator(
-    port: Annotated[int, typer.Option(help="listen port on 127.0.0.1")] = 8080,
-    write_key: Annotated[str, typer.Option(envvar="ZEOTAP_WRITE_KEY", help="Zeotap write key to accept")] = "dev-key",
-    api_key: Annotated[str, typer.Option(envvar="ACTIVATION_API_KEY", help="activation API key")] = "dev-api-key",
-) -> None:
-    """Start the local destination emulators (Zeotap, Audiohook, activation API, schema registry)."""
-    from streams.dev.emulator import main_dev_emulator
+# the flags are the emulator's own (streams.dev.emulator.cli.build_parser, shared with
+# `python -m streams.dev.emulator`): typer hands every argument, --help included, to that parser
+@dev_app.command(
+    "emulator",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def dev_emulator(ctx: typer.Context) -> None:
+    """Start the local destination emulators (Zeotap, Audiohook, activation API, schema registry).
 
-    main_dev_emulator(port=port, write_key=write_key, api_key=api_key)
+    --help lists every flag (those of python -m streams.dev.emulator). The keys accepted without
+    --write-key / --api-key: $ZEOTAP_WRITE_KEY / $ACTIVATION_API_KEY, else dev-key / dev-api-key."""
+    from streams.dev.emulator.cli import main as emulator_main
+
+    emulator_main(
+        ctx.args,
+        prog="s2s-bridge dev emulator",
+        write_key=os.environ.get("ZEOTAP_WRITE_KEY") or "dev-key",
+        api_key=os.environ.get("ACTIVATION_API_KEY") or "dev-api-key",
+    )
 
 
 def main() -> None:

@@ -328,6 +328,12 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> BridgeCo
         raise ConfigError(f"{path}: not valid YAML: {where}{what or type(exc).__name__}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
+    return config_from_mapping(raw, path, env)
+
+
+def config_from_mapping(raw: dict[str, Any], path: Path, env: dict[str, str] | None = None) -> BridgeConfig:
+    """Substitute and validate a config already read from YAML (``path``: where its relative paths
+    start and what its errors name); raise ConfigError naming file, field and problem."""
     # `x-...` keys are free for YAML anchors shared between routes
     raw = {k: v for k, v in raw.items() if not str(k).startswith("x-")}
     try:

@@ -11,6 +11,7 @@ the Basic auth header) and every raw email address and phone number the generato
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -67,7 +68,7 @@ class Samples:
         for event in EVENTS:
             recs: list[dict[str, Any] | bytes] = [f.record(event) for _ in range(per_event)]
             if event != "market_offer_assignment":
-                recs += [r for _, r in _bad_records(f, event)]
+                recs += [r for _, r in _bad_records(functools.partial(f.record, event))]
             self.records[event] = recs
         self.emails: set[str] = set()
         self.phones: set[str] = set()

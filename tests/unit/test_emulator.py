@@ -1153,23 +1153,23 @@ def test_emulator_process(http: httpx.Client) -> None:
 
 
 def test_cli_gzip_and_limit_options() -> None:
-    from streams.dev.emulator.cli import _parse_args
+    from streams.dev.emulator.cli import build_parser
 
-    args = _parse_args(["--gzip", "zeotap", "--gzip", "activation", "--zeotap-limit-of", "wire"])
+    args = build_parser().parse_args(["--gzip", "zeotap", "--gzip", "activation", "--zeotap-limit-of", "wire"])
     assert (args.gzip, args.zeotap_limit_of) == (["zeotap", "activation"], "wire")
-    args = _parse_args([])
+    args = build_parser().parse_args([])
     assert (args.gzip, args.zeotap_limit_of) == ([], "json")
     with pytest.raises(ValueError, match="unknown destination"):
         EmulatorConfig(gzip_destinations=("zeotapp",))
 
 
 def test_cli_activation_options() -> None:
-    from streams.dev.emulator.cli import _activation_options, _parse_args
+    from streams.dev.emulator.cli import _activation_options, build_parser
 
-    assert _activation_options(_parse_args([])) == {}  # every activation default kept
+    assert _activation_options(build_parser().parse_args([])) == {}  # every activation default kept
     argv = ["--activation-path", "/v2/ingest", "--activation-auth", "header", "--activation-auth-header", "X-Token"]
     argv += ["--activation-batch-key", "data", "--activation-idempotency-header", "none", "--activation-username", "u"]
-    options = _activation_options(_parse_args(argv))
+    options = _activation_options(build_parser().parse_args(argv))
     assert options == {
         "path": "/v2/ingest",
         "auth": "header",

@@ -1,4 +1,10 @@
-"""The emulator's command line: ``python -m streams.dev.emulator`` and ``s2s-bridge dev emulator``."""
+"""The emulator's command line: ``python -m streams.dev.emulator`` and ``s2s-bridge dev emulator``.
+
+Both are :func:`main`: one parser (:func:`build_parser`), so every flag is reachable from both under
+the same name; they differ only in the program name and the default Zeotap write key and activation
+API key (``s2s-bridge dev emulator`` reads them from ``ZEOTAP_WRITE_KEY`` / ``ACTIVATION_API_KEY``,
+else ``dev-key`` / ``dev-api-key``).
+"""
 
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ def main_dev_emulator(
     activation: Mapping[str, Any] | None = None,
     gzip: Sequence[str] = (),
     zeotap_limit_of: str = "json",
+    options: Mapping[str, Any] | None = None,
 ) -> None:
     """Entry point of ``s2s-bridge dev emulator``: prints ``emulator: <base url>`` first, then
     the endpoint URLs, and serves until Ctrl-C.
@@ -45,7 +52,8 @@ def main_dev_emulator(
     name (``path``, ``auth``, ``auth_header``, ``username``, ``batch_key``, ``idempotency_header``);
     ``registry_auth`` is ``"user:password"`` for Schema Registry basic auth; ``gzip`` names the
     destinations whose API accepts gzipped bodies (none by default: no document mentions it);
-    ``zeotap_limit_of`` which size Zeotap's 20 MB bounds when gzipped (``json`` or ``wire``).
+    ``zeotap_limit_of`` which size Zeotap's 20 MB bounds when gzipped (``json`` or ``wire``);
+    ``options`` any other :class:`EmulatorConfig` field by its name (e.g. ``audiohook_timestamps``).
     """
     basic: tuple[str, str] | None = None
     if registry_auth:
@@ -69,6 +77,7 @@ def main_dev_emulator(
         **{f"activation_{k}": v for k, v in (activation or {}).items()},
         gzip_destinations=tuple(gzip),
         zeotap_limit_of=zeotap_limit_of,  # type: ignore[arg-type]  # checked by EmulatorConfig
+        **dict(options or {}),
     )
 
     def ready(base_url: str) -> None:
@@ -83,8 +92,9 @@ def main_dev_emulator(
     run_emulator(host, port, config, on_ready=ready)
 
 
-def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m streams.dev.emulator", description=DESCRIPTION)
+def build_parser(prog: str = "python -m streams.dev.emulator") -> argparse.ArgumentParser:
+    """Every flag of the emulator, for both of its command lines."""
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (printed on stdout)")
     parser.add_argument("--write-key", action="append", help="Zeotap write key (repeatable)")
@@ -110,11 +120,44 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--gzip", action="append", default=[], metavar="DEST", help="this API accepts gzipped bodies (repeatable; default none)"
     )
     parser.add_argument("--zeotap-limit-of", choices=("json", "wire"), default="json", help="Zeotap's 20 MB bounds this size")
+    zeo = parser.add_argument_group("Zeotap (what its document does not fix)")
+    zeo.add_argument(
+        "--zeotap-user-id-key",
+        action="append",
+        metavar="KIND",
+        help="a user key that is an identifier, normalised (repeatable; default: the documented kinds)",
+    )
+    zeo.add_argument("--no-zeotap-timestamps", action="store_true", help="do not validate event timestamps")
+    aud = parser.add_argument_group("Audiohook (what its document does not fix)")
+    aud.add_argument(
+        "--audiohook-timestamps",
+        choices=("strict", "iso8601"),
+        help="strict: YYYY-MM-DDTHH:mm:ss.sssZ only (default); iso8601: any with a zone",
+    )
+    aud.add_argument(
+        "--audiohook-require-example-fields",
+        action="store_true",
+        help="also require timestamp and visitor_id, which every example of the document carries",
+    )
     for knob in _GLOBAL_FLOAT_KNOBS:
         parser.add_argument("--" + knob.replace("_", "-"), type=float, help="global fault knob")
     parser.add_argument("--retry-after", type=int, help="global fault knob")
     parser.add_argument("--error-status", type=int, help="global fault knob")
-    return parser.parse_args(argv)
+    return parser
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The EmulatorConfig fields given by the Zeotap and Audiohook flags (the others keep their defaults)."""
+    options: dict[str, Any] = {}
+    if args.zeotap_user_id_key:
+        options["zeotap_user_id_keys"] = tuple(args.zeotap_user_id_key)
+    if args.no_zeotap_timestamps:
+        options["zeotap_timestamps"] = False
+    if args.audiohook_timestamps is not None:
+        options["audiohook_timestamps"] = args.audiohook_timestamps
+    if args.audiohook_require_example_fields:
+        options["audiohook_require_example_fields"] = True
+    return options
 
 
 def _activation_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -126,8 +169,16 @@ def _activation_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = _parse_args(argv)
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str = "python -m streams.dev.emulator",
+    write_key: str = DOC_WRITE_KEY,
+    api_key: str = DEFAULT_API_KEY,
+) -> None:
+    """Parse ``argv`` (default: ``sys.argv[1:]``) and serve; ``write_key`` / ``api_key`` are the
+    keys accepted when no ``--write-key`` / ``--api-key`` is given."""
+    args = build_parser(prog).parse_args(argv)
     faults: dict[str, dict[str, Any]] = orjson.loads(args.faults) if args.faults else {}
     knobs = {k: getattr(args, k) for k in (*_GLOBAL_FLOAT_KNOBS, "retry_after", "error_status") if getattr(args, k) is not None}
     if knobs:
@@ -135,8 +186,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     main_dev_emulator(
         host=args.host,
         port=args.port,
-        write_key=args.write_key or DOC_WRITE_KEY,
-        api_key=args.api_key or DEFAULT_API_KEY,
+        write_key=args.write_key or write_key,
+        api_key=args.api_key or api_key,
         regions=args.region or ("EU", "US", "IN", "UK"),
         pixel_ids=args.pixel_id,
         keep_events=not args.no_keep_events,
@@ -150,4 +201,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         activation=_activation_options(args),
         gzip=args.gzip,
         zeotap_limit_of=args.zeotap_limit_of,
+        options=_options(args),
     )
