@@ -317,6 +317,14 @@ def test_scaling_stays_within_partitions(overlay: str, tmp_path: Path) -> None:
     assert so["spec"]["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
     assert 1 <= so["spec"]["minReplicaCount"] <= so["spec"]["maxReplicaCount"] <= PARTITIONS
     env = env_config(docs)
+    # a rate budget is shared by at most maxReplicaCount workers: each takes its share, so the
+    # deployment stays within the budget even scaled out (Zeotap's 200 QPS is about the source)
+    assert int(env["S2S_MAX_REPLICAS"]) == so["spec"]["maxReplicaCount"]
+    for name, dest in cfg.destinations.items():
+        if dest.rate_budget_rps is not None:
+            assert dest.rate_budget_workers == so["spec"]["maxReplicaCount"], name
+            assert (dest.worker_rate_rps or 0) * so["spec"]["maxReplicaCount"] <= dest.rate_budget_rps + 1e-9, name
+    assert cfg.destinations["zeotap"].rate_budget_rps == 200
     topics = set()
     for t in so["spec"]["triggers"]:
         assert t["type"] == "kafka"
