@@ -23,6 +23,7 @@ from streams.dev.emulator import (
     FaultConfig,
     zeotap_authorization,
 )
+from tests.unit.test_contract_audiohook import DOC_PAGEVIEW
 
 DOC_AUTH = "Basic d19rOmZjM2FiODAzLTU3NjItNDRkMy04OGQzLTdmYmM5NGJjYTA3NA=="
 ZEO_HEADERS = {"Authorization": DOC_AUTH, "Content-Type": "application/JSON; charset=UTF-8"}
@@ -538,16 +539,7 @@ def test_audiohook_success_returns_a_png_pixel(emu: Emulator, http: httpx.Client
 
 
 def test_audiohook_doc_example_without_event_id(emu: Emulator, http: httpx.Client) -> None:
-    doc_example = {
-        "event_name": "pageview",
-        "timestamp": "2024-01-15T10:30:00.000Z",
-        "visitor_id": "uuid-visitor-id",
-        "session_id": "uuid-session-id",
-        "url": "https://example.com/page",
-        "referrer": "https://previous-page.com",
-        "user_agent": "User-Agent-String",
-        "ip_address": "192.168.1.100",
-    }
+    doc_example = dict(DOC_PAGEVIEW)  # the document's page-view example, verbatim
     resp = http.post(emu.audiohook_url("px-2"), content=orjson.dumps(doc_example), headers=AH_HEADERS)
     assert resp.status_code == 200
     assert zstats(emu, "audiohook")["events_without_id"] == 1
