@@ -21,6 +21,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams import __version__
 from streams.errors import FatalError
+from streams.logs import rdkafka_logger
 from streams.metrics import METRICS
 from streams.pipeline.outcome import DELIVER
 
@@ -390,6 +391,7 @@ class DeadLetterProducer:
         self.message_max_bytes = int(cast(int, conf.get("message.max.bytes", PRODUCER_MAX_MESSAGE_BYTES)))
         self._producer = Producer(
             {
+                "logger": rdkafka_logger("deadletter"),
                 **conf,
                 "enable.idempotence": True,
                 "acks": "all",

@@ -7,6 +7,7 @@ from typing import Any
 
 from streams.config import KafkaSettings
 from streams.errors import FatalError
+from streams.logs import rdkafka_logger
 
 
 class _SaslRedactor(logging.Filter):
@@ -86,7 +87,7 @@ def connect_admin(k: KafkaSettings, timeout: float = 15.0) -> tuple[Any, Any]:
     from confluent_kafka.admin import AdminClient
 
     errors: list[KafkaError] = []
-    admin = AdminClient(confluent_conf(k, error_cb=errors.append))
+    admin = AdminClient(confluent_conf(k, error_cb=errors.append, logger=rdkafka_logger("admin")))
     try:
         return admin, admin.list_topics(timeout=timeout)
     except KafkaException as exc:

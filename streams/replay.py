@@ -56,6 +56,7 @@ from streams.delivery.sink import Delivered, DestinationMisconfigured, RateLimit
 from streams.destinations import make_destination
 from streams.errors import DestinationRejected, FatalError
 from streams.kafka import confluent_conf
+from streams.logs import rdkafka_logger
 from streams.pipeline.outcome import DELIVER, Filtered, Payload, Rejected
 from streams.pipeline.transform import RoutePipeline
 from streams.routes import build_pipelines
@@ -245,6 +246,7 @@ class Replayer:
                     "auto.offset.reset": "earliest",
                     "client.id": "s2s-bridge-replay",
                     "error_cb": self._on_error,
+                    "logger": rdkafka_logger("replay"),
                 },
             )
         )
@@ -316,7 +318,7 @@ class Replayer:
         k = self.config.kafka
         if not k.create_topics:
             return
-        admin = AdminClient(confluent_conf(k, **{"client.id": "s2s-bridge-replay"}))
+        admin = AdminClient(confluent_conf(k, **{"client.id": "s2s-bridge-replay", "logger": rdkafka_logger("replay")}))
         fut = admin.create_topics([NewTopic(self.marker_topic, 1, k.replication_factor)])[self.marker_topic]
         try:
             fut.result(self.error_timeout)

@@ -33,6 +33,7 @@ from streams.config import BridgeConfig, config_from_mapping
 from streams.deadletter import H_REASON, H_STAGE, header_dict
 from streams.dev.samples import SampleFactory
 from streams.dev.topics import read_topics
+from streams.logs import rdkafka_logger
 from streams.metrics import METRICS
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -141,7 +142,7 @@ def run_demo(per_event: int = 60, as_json: bool = False, timeout: float = 180.0)
             }
             cfg = demo_config(env)
             cfg = cfg.model_copy(update={"metrics": cfg.metrics.model_copy(update={"port": 0})})
-            admin = AdminClient({"bootstrap.servers": bootstrap})
+            admin = AdminClient({"bootstrap.servers": bootstrap}, logger=rdkafka_logger("demo"))
             topics = [r.topic for r in cfg.routes.values()] + [r.dlt for r in cfg.routes.values()]
             for fut in admin.create_topics([NewTopic(t, cfg.kafka.topic_partitions, 1) for t in topics]).values():
                 try:
@@ -150,7 +151,7 @@ def run_demo(per_event: int = 60, as_json: bool = False, timeout: float = 180.0)
                     if "TOPIC_ALREADY_EXISTS" not in str(exc):
                         raise
             f = SampleFactory(2026)
-            producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+            producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "logger": rdkafka_logger("demo")})
             produced = 0
             produced_by: Counter[str] = Counter()  # by destination
             for route in cfg.routes.values():

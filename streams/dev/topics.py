@@ -9,10 +9,19 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.logs import rdkafka_logger
+
 
 def read_topics(bootstrap: str, topics: Iterable[str], timeout: float = 10.0) -> list[Any]:
     """Every record now in `topics` (all partitions, beginning to high watermark); a missing topic is empty."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "logger": rdkafka_logger("reader"),
+        }
+    )
     try:
         tps, want = [], 0
         for topic in topics:

@@ -35,6 +35,7 @@ from streams.config import BridgeConfig
 from streams.engines.ledger import TP, Handle, OffsetLedger, Partition
 from streams.engines.report import BACKPRESSURE, ConsumingReport
 from streams.kafka import confluent_conf
+from streams.logs import rdkafka_logger
 
 # the batch engine's log lines keep the logger name they always had (operators filter on it)
 log = logging.getLogger("streams.consumer")
@@ -91,7 +92,7 @@ class BatchEngine:
                 "fetch.wait.max.ms": k.fetch_max_wait_ms,
             },
         )
-        self.consumer = Consumer(conf, logger=logging.getLogger("streams.consumer.librdkafka"))
+        self.consumer = Consumer(conf, logger=rdkafka_logger("consumer"))
         self._thread = threading.Thread(target=self._run, name="s2s-consume", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle (event loop side)

@@ -14,11 +14,13 @@ from typing import Any, TypeVar
 from streams.config import BridgeConfig
 from streams.deadletter import H_EXC_CLASS, H_REASON, H_STAGE, header_dict
 from streams.kafka import confluent_conf
+from streams.logs import rdkafka_logger
 from streams.ops.scrub import Scrubber, exc_text
 
 _T = TypeVar("_T")
 
-_rdkafka_log = logging.getLogger("streams.ops.rdkafka")
+# ops reports librdkafka's reason in words from the error callback (scrubbed), so its client logs stay quiet
+_rdkafka_log = rdkafka_logger("ops")
 _rdkafka_log.addHandler(logging.NullHandler())
 _rdkafka_log.propagate = False
 

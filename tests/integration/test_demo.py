@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 from streams.dev.demo import run_demo
 
@@ -30,3 +34,24 @@ def test_demo_routes_to_three_destinations_and_loses_nothing(kafka_bootstrap, mo
     assert summary["delivered"] == sum(d["delivered"] for d in per.values())
     assert summary["produced"] == sum(d["produced"] for d in per.values())
     assert sum(summary["dead_lettered"].values()) == sum(sum(d["dead_lettered"].values()) for d in per.values())
+
+
+def test_demo_output_is_quiet_and_ends_with_the_summary() -> None:
+    """Issue 15: the real CLI's output (stdout and stderr, where librdkafka writes when no `logger` is
+    set) has no raw librdkafka line (`%3|...|FAIL|...`), only progress and the summary. The demo starts
+    its own broker, as a user's run does (the session's broker already holds the other test's records)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "S2S_BRIDGE_KAFKA_MODE")}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "demo", "--events", "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    lines = (done.stdout + done.stderr).splitlines()
+    assert done.returncode == 0, lines
+    assert not [line for line in lines if re.match(r"^%\d+\|", line)], lines
+    assert [line for line in lines if line.startswith("lost ")] == ["lost           0"], lines
+    assert any(line.startswith("total ") for line in lines), lines
+    # nothing that looks like an error: no log line at WARNING or above, no traceback
+    assert not [line for line in lines if re.search(r"\b(WARNING|ERROR|CRITICAL|Traceback)\b", line)], lines

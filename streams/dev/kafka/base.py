@@ -8,6 +8,8 @@ import time
 from types import TracebackType
 from typing import Any, Self
 
+from streams.logs import rdkafka_logger
+
 log = logging.getLogger(__name__)
 
 
@@ -64,7 +66,7 @@ def wait_until_ready(
                 continue
             conf: dict[str, Any] = {
                 "bootstrap.servers": bootstrap_servers,
-                "logger": logging.getLogger(f"{__name__}.rdkafka"),
+                "logger": rdkafka_logger("dev-broker"),
                 "log.connection.close": False,
             }
             admin = AdminClient(conf)
