@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import Field, SecretStr, model_validator
 
-from streams.destinations.base import Classified, DestinationAPI, Request, classify_common
+from streams.destinations.base import REASON_MAX, Classified, DestinationAPI, Request, classify_common, refusal_reason, scrub_text
 from streams.destinations.settings import DestinationSettings
 from streams.errors import MissingRequiredField, RecordError
 from streams.pipeline.outcome import ENCODE, INVALID_FIELD, MISSING_REQUIRED_FIELD
@@ -43,10 +43,6 @@ _KEY = r'^[^"\\\x00-\x1f]+$'
 # the guide's step 2: the four fields every event has (event_id is ours, for deduplication)
 REQUIRED_FIELDS = ("event", "timestamp", "customer_id", "properties")
 # a refusal's reason: at most this many characters reach the dead letter and the log
-REASON_CHARS = 200
-_EMAIL = re.compile(r"[^\s@\"']+@[^\s@\"']+")
-_DIGITS = re.compile(r"\+?\d[\d ().-]{5,}\d")
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 # a date and a time (the guide's example "2024-01-15T14:32:00Z"); the zone is optional
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id")
@@ -157,18 +153,6 @@ def validate_event(event: Mapping[str, Any]) -> None:
         raise InvalidField("timestamp: not an ISO 8601 date-time")
 
 
-def scrub_reason(text: str, secrets: Sequence[str]) -> str:
-    """A reason fit for a log line and a dead-letter header: the secrets, e-mail addresses and phone-
-    like digit runs replaced, printable ASCII only, at most REASON_CHARS characters."""
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    text = _EMAIL.sub("<email>", text)
-    text = _DIGITS.sub("<digits>", text)
-    text = _UNPRINTABLE.sub("?", text)
-    return text[:REASON_CHARS]
-
-
 class Activation(DestinationAPI):
     type = "activation"
     settings_model = ActivationSettings
@@ -251,35 +235,14 @@ class Activation(DestinationAPI):
         if status < 300:  # counted, never logged one by one
             self.responses.record(status, "", "")
             return classify_common(status, headers, "")
-        reason = self.refusal_reason(body)
+        reason = refusal_reason(body, self.secrets())
         lowered = {k.lower(): v for k, v in headers.items()}
         request_id = next((lowered[h] for h in _REQUEST_ID_HEADERS if lowered.get(h)), "")
-        request_id = scrub_reason(request_id, self.secrets())[:64]
+        request_id = scrub_text(request_id, self.secrets())[:64]
         self.responses.record(status, reason, request_id)
         if request_id:
             reason = f"{reason} [request id {request_id}]" if reason else f"[request id {request_id}]"
-        return classify_common(status, headers, reason[: REASON_CHARS + 80])
-
-    def refusal_reason(self, body: bytes) -> str:
-        """The refusal's own words, bounded and scrubbed: a JSON body's error/field/message (or
-        the start of a text body)."""
-        if not body:
-            return ""
-        head = body[:4096]
-        try:
-            doc = orjson.loads(body) if len(body) <= 65536 else None
-        except orjson.JSONDecodeError:
-            doc = None
-        if isinstance(doc, dict):
-            parts = [str(doc[k]) for k in ("error", "message", "detail") if isinstance(doc.get(k), str | int)]
-            if isinstance(doc.get("field"), str):
-                parts.append(f"field {doc['field']}")
-            if isinstance(doc.get("index"), int):
-                parts.append(f"index {doc['index']}")
-            text = ": ".join(parts)
-        else:
-            text = head.decode("utf-8", "replace")
-        return scrub_reason(" ".join(text.split()), self.secrets())
+        return classify_common(status, headers, reason[: REASON_MAX + 80])
 
     def secrets(self) -> list[str]:
         found = super().secrets()

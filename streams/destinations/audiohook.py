@@ -25,10 +25,9 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-import orjson
 from pydantic import model_validator
 
-from streams.destinations.base import Classified, DestinationAPI, Request, classify_common
+from streams.destinations.base import EMAIL_LIKE, Classified, DestinationAPI, Request, classify_common, refusal_reason
 from streams.destinations.settings import DestinationSettings
 from streams.errors import MissingRequiredField, RecordError
 from streams.pipeline.outcome import ENCODE, INVALID_TIMESTAMP, MISSING_REQUIRED_FIELD, UNHASHED_IDENTIFIER
@@ -44,7 +43,6 @@ ISO_MILLIS_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # a key that names a digest or a kind of PII the document says to hash (email, phone)
 _DIGEST_KEY = re.compile(r"sha-?256|e-?mail|phone", re.IGNORECASE)
-_EMAIL_LIKE = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[A-Za-z]{2,}")
 # fields the document requires as they are (a bot's user agent may quote its contact address)
 _AS_IS = frozenset({"user_agent"})
 # user-section keys that are not identifiers
@@ -154,7 +152,7 @@ class Audiohook(DestinationAPI):
         return Request(self._url, self._gzip_headers if gzipped else self._headers, body)
 
     def classify(self, status: int, headers: Mapping[str, str], body: bytes = b"") -> Classified:
-        return classify_common(status, headers, body_reason(body) if status >= 300 else "")
+        return classify_common(status, headers, refusal_reason(body) if status >= 300 else "")
 
 
 def check_event(event: Mapping[str, Any]) -> None:
@@ -178,7 +176,7 @@ def _looks_like_email(value: str) -> bool:
     is at most 254 characters), so a long string costs linear time, not the regex's quadratic."""
     at = value.find("@")
     while at != -1:
-        if _EMAIL_LIKE.search(value, max(0, at - 64), at + 256):
+        if EMAIL_LIKE.search(value, max(0, at - 64), at + 256):
             return True
         at = value.find("@", at + 1)
     return False
@@ -201,43 +199,3 @@ def _leaves_of(value: Any, path: str, key: str) -> Iterator[tuple[str, str, Any]
             yield from _leaves_of(item, f"{path}[{i}]", key)
     else:
         yield path, key, value
-
-
-# ----------------------------------------------------------------------------- the refusal's reason
-
-REASON_MAX = 200
-_SCRUBS = (
-    (_EMAIL_LIKE, "<email>"),
-    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<id>"),
-    (re.compile(r"\b[0-9a-fA-F]{16,}\b"), "<hex>"),
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), "<ip>"),
-    (re.compile(r"(?<![\w.])[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}(?![\w.])"), "<ip>"),
-    (re.compile(r"\+?\d[\d\s().-]{4,}\d"), "<number>"),
-)
-
-
-def body_reason(body: bytes) -> str:
-    """A refusal's reason for the dead letter: the JSON body's ``error``/``message``/``field`` (or its
-    text), printable, scrubbed of anything that looks like an identifier (emails, ids, digests, IPs,
-    phone-like numbers: dead-letter headers never carry PII), at most `REASON_MAX` characters."""
-    if not body:
-        return ""
-    head = body[:4096]
-    text = ""
-    try:
-        doc = orjson.loads(head)
-    except orjson.JSONDecodeError:
-        doc = None
-    if isinstance(doc, dict):
-        parts = [str(doc[k]) for k in ("error", "message", "reason", "detail") if isinstance(doc.get(k), str | int)]
-        if isinstance(doc.get("field"), str):
-            parts.append(f"field {doc['field']}")
-        text = ": ".join(parts)
-    if not text:
-        text = head.decode("utf-8", errors="replace")
-    # the reason is at most REASON_MAX characters: scrub a bounded head (the scrubs' cost grows with it)
-    text = "".join(c if c.isprintable() else " " for c in text[: 4 * REASON_MAX])
-    for pattern, mask in _SCRUBS:
-        text = pattern.sub(mask, text)
-    text = " ".join(text.split())
-    return text if len(text) <= REASON_MAX else text[: REASON_MAX - 1] + "…"

@@ -8,11 +8,13 @@ import builtins
 import datetime as dt
 import enum
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import orjson
 from pydantic import SecretStr
 
 from streams.destinations.settings import DestinationSettings
@@ -150,3 +152,56 @@ def classify_common(status: int, headers: Mapping[str, str], reason: str) -> Cla
     if status in (408, 425, 429) or status >= 500:
         return Classified(Verdict.RETRY, status, reason, retry_after_seconds(headers))
     return Classified(Verdict.BAD_REQUEST, status, reason)
+
+
+# ----------------------------------------------------------------------------- a refusal's own words
+
+REASON_MAX = 200
+# an e-mail address as people write it (no spaces or brackets around the @, a dotted domain)
+EMAIL_LIKE = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[A-Za-z]{2,}")
+_SCRUBS = (
+    (EMAIL_LIKE, "<email>"),
+    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<id>"),
+    (re.compile(r"\b[0-9a-fA-F]{16,}\b"), "<hex>"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), "<ip>"),
+    (re.compile(r"(?<![\w.])[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}(?![\w.])"), "<ip>"),
+    (re.compile(r"\+?\d[\d\s().-]{4,}\d"), "<number>"),
+)
+
+
+def scrub_text(text: str, secrets: Sequence[str] = ()) -> str:
+    """Text from a destination fit for a log line and a dead-letter header: printable, the secrets
+    replaced, anything that looks like an identifier masked (emails, ids, digests, IPs, phone-like
+    numbers: headers and logs never carry PII), at most `REASON_MAX` characters."""
+    # scrub a bounded head: the scrubs' cost grows with it
+    text = "".join(c if c.isprintable() else " " for c in text[: 4 * REASON_MAX])
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    for pattern, mask in _SCRUBS:
+        text = pattern.sub(mask, text)
+    text = " ".join(text.split())
+    return text if len(text) <= REASON_MAX else text[: REASON_MAX - 1] + "…"
+
+
+def refusal_reason(body: bytes, secrets: Sequence[str] = ()) -> str:
+    """A refusal's reason, from its body: a JSON body's ``error``/``message``/``reason``/``detail``
+    (with its ``field`` and ``index``), else the start of the text; scrubbed (`scrub_text`)."""
+    if not body:
+        return ""
+    head = body[:4096]
+    try:
+        doc = orjson.loads(head)
+    except orjson.JSONDecodeError:
+        doc = None
+    text = ""
+    if isinstance(doc, dict):
+        parts = [str(doc[k]) for k in ("error", "message", "reason", "detail") if isinstance(doc.get(k), str | int)]
+        if isinstance(doc.get("field"), str):
+            parts.append(f"field {doc['field']}")
+        if isinstance(doc.get("index"), int):
+            parts.append(f"index {doc['index']}")
+        text = ": ".join(parts)
+    if not text:
+        text = head.decode("utf-8", errors="replace")
+    return scrub_text(text, secrets)

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from streams.config import BridgeConfig, load_config
-from streams.destinations.audiohook import Audiohook, UnhashedIdentifier, body_reason
-from streams.destinations.base import Verdict
+from streams.destinations.audiohook import Audiohook, UnhashedIdentifier
+from streams.destinations.base import Verdict, refusal_reason
 from streams.dev.emulator import Emulator, EmulatorConfig
 from streams.dev.samples import SampleFactory
 from streams.errors import ConfigError
@@ -600,16 +600,16 @@ def test_random_records_never_carry_plaintext(pipelines: dict[str, RoutePipeline
     ],
 )
 def test_refusal_reason_is_bounded_printable_and_scrubbed(body: bytes, expected: str, absent: tuple[str, ...]) -> None:
-    reason = body_reason(body)
+    reason = refusal_reason(body)
     assert reason == expected
     for text in absent:
         assert text not in reason
 
 
 def test_refusal_reason_is_at_most_200_characters() -> None:
-    reason = body_reason(b'{"message": "' + b"x " * 5000 + b'"}')
+    reason = refusal_reason(b'{"message": "' + b"x " * 5000 + b'"}')
     assert len(reason) <= 200 and reason.endswith("…")
-    assert body_reason(b"\xff\xfe not utf-8 \xc3").isprintable()
+    assert refusal_reason(b"\xff\xfe not utf-8 \xc3").isprintable()
 
 
 def test_an_empty_event_name_is_a_config_error(tmp_path: Path) -> None:

@@ -411,7 +411,7 @@ def test_activation_refusal_reason_is_bounded_printable_and_scrubbed() -> None:
     )
     c = act.classify(400, {"X-Request-Id": "req-42"}, body)
     assert c.verdict is Verdict.BAD_REQUEST
-    assert c.reason.startswith("invalid_event: customer_id <email> unknown, key ***, call <digits>")
+    assert c.reason.startswith("invalid_event: customer_id <email> unknown, key ***, call <number>")
     assert "[request id req-42]" in c.reason
     assert len(c.reason) <= 300 and c.reason.isprintable()
     assert act.classify(400, {}, b"plain text\n\tbody").reason == "plain text body"
