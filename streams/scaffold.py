@@ -12,9 +12,11 @@ placed is listed as ``# not placed: path (type): reason``; a placement by a gues
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from streams.errors import ConfigError
@@ -553,3 +555,165 @@ def scaffold_route(schema: dict[str, Any], options: ScaffoldOptions) -> Scaffold
             out.append(f"{' ' * (r + 2)}{section}:")
             out.extend(sections[section])
     return Scaffold(name, "\n".join(out) + "\n", unplaced)
+
+
+# ---------------------------------------------------------------------------- the command (file and registry I/O)
+
+
+@dataclass(frozen=True, slots=True)
+class ScaffoldRequest:
+    """`s2s-bridge scaffold`'s arguments."""
+
+    topic: str
+    schema: Path | None = None
+    subject: str | None = None
+    version: int | None = None
+    registry_url: str | None = None
+    config: Path | None = None
+    schema_out: Path | None = None
+    route: str | None = None
+    destination: str | None = None
+    framing: str = "auto"
+    output: Path | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScaffoldResult:
+    scaffold: Scaffold
+    schema_written: Path | None  # the registry's schema saved here
+
+
+def run_scaffold(req: ScaffoldRequest) -> ScaffoldResult:
+    """Read the schema (file or registry), scaffold the route, check it against the config when one is
+    given, write the schema file and the output (``--output``). ConfigError: a usage error (exit 2);
+    SchemaRegistryUnavailable: the registry did not answer (exit 1). Nothing is written on an error."""
+    from streams.config import load_config
+
+    if (req.schema is None) == (req.subject is None):
+        raise ConfigError("give one of --schema FILE or --subject SUBJECT")
+    if req.subject is None and (req.version is not None or req.registry_url or req.schema_out):
+        raise ConfigError("--version, --registry-url and --schema-out go with --subject")
+    if req.output is not None and req.output.exists() and not req.force:
+        raise ConfigError(f"{req.output} exists: not overwritten (--force to replace it)")
+    cfg = load_config(req.config) if req.config is not None else None
+    destination, dest_type = _destination(req, cfg)
+    name = req.route or route_name(req.topic)
+    if cfg is not None and name in cfg.routes:
+        raise ConfigError(f"route {name!r} already exists in {req.config}: give another --route")
+
+    schema_written: Path | None = None
+    saved = ""  # the registry's schema as written to its file
+    if req.subject is not None:
+        text = _registry_schema(req, cfg)
+        schema_file = req.schema_out or Path("avro_schemas") / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', req.subject)}.avsc"
+        schema = _parse_schema(text, f"subject {req.subject!r}")
+        saved = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+        if schema_file.exists() and schema_file.read_text(encoding="utf-8") != saved and not req.force:
+            raise ConfigError(f"{schema_file} exists with another schema: not overwritten (--schema-out elsewhere, or --force)")
+        source = f"subject {req.subject}" + (f" version {req.version}" if req.version is not None else " (latest)")
+    else:
+        assert req.schema is not None
+        schema_file = req.schema
+        try:
+            text = schema_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read schema file {schema_file}: {exc.strerror}") from None
+        schema = _parse_schema(text, f"schema file {schema_file}")
+        source = str(schema_file)
+
+    # the route's schema path is read from the config's directory (or the output file's)
+    base = req.config.parent if req.config is not None else req.output.parent if req.output is not None else None
+    schema_path = os.path.relpath(schema_file.resolve(), base.resolve()) if base is not None else str(schema_file)
+    options = ScaffoldOptions(
+        topic=req.topic,
+        schema_path=Path(schema_path).as_posix(),
+        route=name,
+        destination=destination,
+        destination_type=dest_type,
+        framing=req.framing,
+        source=source,
+        under_routes=cfg is not None,
+    )
+    result = scaffold_route(schema, options)
+    if req.subject is not None:
+        created = not schema_file.exists()
+        schema_file.parent.mkdir(parents=True, exist_ok=True)
+        schema_file.write_text(saved, encoding="utf-8")
+        schema_written = schema_file
+    if cfg is not None:
+        assert req.config is not None
+        try:
+            _check_in_config(req.config, result)
+        except ConfigError:
+            if schema_written is not None and created:  # nothing written on an error
+                schema_written.unlink()
+            raise
+    if req.output is not None:
+        req.output.write_text(result.text, encoding="utf-8")
+    return ScaffoldResult(result, schema_written)
+
+
+def _destination(req: ScaffoldRequest, cfg: Any) -> tuple[str, str]:
+    """The route's destination and its type: the config's (its only one by default), else --destination."""
+    if cfg is None:
+        name = req.destination or "zeotap"
+        return name, name  # without a config the name is taken for the type (zeotap, audiohook, activation)
+    if req.destination is not None:
+        if req.destination not in cfg.destinations:
+            raise ConfigError(f"--destination {req.destination!r} is not in {req.config} (known: {', '.join(sorted(cfg.destinations))})")
+        return req.destination, str(cfg.destinations[req.destination].type)
+    if len(cfg.destinations) != 1:
+        raise ConfigError(f"{req.config} has {len(cfg.destinations)} destinations ({', '.join(sorted(cfg.destinations))}): give --destination")
+    (name,) = cfg.destinations
+    return name, str(cfg.destinations[name].type)
+
+
+def _registry_schema(req: ScaffoldRequest, cfg: Any) -> str:
+    from streams.codec import DecodeError
+    from streams.codec.registry import UnknownSubject, fetch_subject_schema
+
+    assert req.subject is not None
+    sr = cfg.kafka.schema_registry if cfg is not None else None
+    url = req.registry_url or (sr.url if sr is not None else None)
+    if url is None:
+        raise ConfigError("--subject needs --registry-url, or --config with kafka.schema_registry")
+    auth = (sr.username, sr.password.get_secret_value() if sr.password else None) if sr is not None and url == sr.url else (None, None)
+    try:
+        _, text = fetch_subject_schema(url, req.subject, req.version, *auth)
+    except (UnknownSubject, DecodeError) as exc:
+        raise ConfigError(str(exc)) from None
+    return text
+
+
+def _parse_schema(text: str, what: str) -> dict[str, Any]:
+    """The schema as a dict, checked by fastavro; ConfigError naming `what` when it is not one."""
+    from streams.codec import parse
+
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{what} is not JSON: {exc}") from None
+    try:
+        parse(schema)
+    except Exception as exc:  # fastavro raises several exception types for bad schemas
+        raise ConfigError(f"{what} is not a valid Avro schema: {type(exc).__name__}: {exc}"[:400]) from None
+    read_fields(schema)  # ScaffoldError when not a record
+    if not isinstance(schema, dict):  # read_fields refused it already; for the type checker
+        raise ScaffoldError(f"{what} is not an Avro record")
+    return schema
+
+
+def _check_in_config(config: Path, result: Scaffold) -> None:
+    """The block appended to the config must load: the config's routes plus this one, validated."""
+    import yaml
+
+    from streams.config import config_from_mapping
+
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    block = yaml.safe_load(result.text)
+    raw.setdefault("routes", {}).update(block)
+    try:
+        config_from_mapping(raw, config)
+    except ConfigError as exc:
+        raise ConfigError(f"the scaffolded route does not load in {config}: {exc}") from None
