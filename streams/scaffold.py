@@ -135,9 +135,17 @@ TARGETS = (
         "phone",
         True,
     ),
-    Target("user", "first_name_sha256", "a first name", _STR, frozenset({"firstname", "givenname"}), identity="name", personal=True),
     Target(
-        "user", "last_name_sha256", "a last name", _STR, frozenset({"lastname", "surname", "familyname"}), identity="name", personal=True
+        "user", "first_name_sha256", "a first name", _STR, frozenset({"firstname", "givenname"}), identity="name", personal=True
+    ),
+    Target(
+        "user",
+        "last_name_sha256",
+        "a last name",
+        _STR,
+        frozenset({"lastname", "surname", "familyname"}),
+        identity="name",
+        personal=True,
     ),
     Target("country", "field", "a country", frozenset({"string", "enum"}), frozenset({"country", "countrycode"})),
     Target("device", "ipAddress", "an IP address", _STR, frozenset({"ip", "ipaddress", "clientip"})),
@@ -152,6 +160,8 @@ TARGETS = (
 )
 _BY_NAME = {n: t for t in TARGETS for n in t.sure | t.guess}
 PERSONAL_NAMES = frozenset(n for t in TARGETS if t.personal for n in t.sure | t.guess)
+# a name ending like this is taken for an e-mail or phone too (as a guess): never sent raw by mistake
+PERSONAL_SUFFIXES = ("emailaddress", "email", "phonenumber", "phone")
 
 
 def normal(name: str) -> str:
@@ -175,7 +185,9 @@ class _SchemaReader:
         self.named: dict[str, Any] = {}
         self.order = 0
 
-    def record(self, schema: dict[str, Any], path: tuple[str, ...], namespace: str, open_records: frozenset[str]) -> tuple[SchemaField, ...]:
+    def record(
+        self, schema: dict[str, Any], path: tuple[str, ...], namespace: str, open_records: frozenset[str]
+    ) -> tuple[SchemaField, ...]:
         fields = schema.get("fields")
         if not isinstance(fields, list):
             raise ScaffoldError(f"record {schema.get('name')!r} has no 'fields' list")
@@ -287,7 +299,7 @@ def _personal_names(t: Any, reader: _SchemaReader, seen: frozenset[int] = frozen
         kind = t.get("type")
         if kind in ("record", "error"):
             for f in t.get("fields") or ():
-                if normal(str(f.get("name", ""))) in PERSONAL_NAMES:
+                if normal(str(f.get("name", ""))) in PERSONAL_NAMES or normal(str(f.get("name", ""))).endswith(PERSONAL_SUFFIXES):
                     yield str(f["name"])
                 yield from _personal_names(f.get("type"), reader, seen)
         elif kind in ("array", "map"):
@@ -297,15 +309,17 @@ def _personal_names(t: Any, reader: _SchemaReader, seen: frozenset[int] = frozen
 def read_fields(schema: dict[str, Any]) -> tuple[SchemaField, ...]:
     """The record's fields as a tree; ScaffoldError when the schema is not a record."""
     if not isinstance(schema, dict) or schema.get("type") not in ("record", "error"):
-        what = schema.get("type") if isinstance(schema, dict) else type(schema).__name__
-        raise ScaffoldError(f"the schema is not an Avro record (its type is {what!r}): a route reads records")
+        what = schema.get("type") if isinstance(schema, dict) else schema
+        raise ScaffoldError(f"the schema is not an Avro record (its type is {json.dumps(what)[:60]}): a route reads records")
     reader = _SchemaReader()
     reader._define(schema, "")
     full, ns = reader._register(schema, "")
     return reader.record(schema, (), ns, frozenset({full}))
 
 
-def _walk(fields: tuple[SchemaField, ...], parents: tuple[SchemaField, ...] = ()) -> Iterator[tuple[SchemaField, tuple[SchemaField, ...]]]:
+def _walk(
+    fields: tuple[SchemaField, ...], parents: tuple[SchemaField, ...] = ()
+) -> Iterator[tuple[SchemaField, tuple[SchemaField, ...]]]:
     for f in fields:
         yield f, parents
         yield from _walk(f.children, (*parents, f))
@@ -340,11 +354,22 @@ def _place(fields: tuple[SchemaField, ...], nce_if_anonymous: bool) -> tuple[_Pl
     consents: list[tuple[str, SchemaField, str | None]] = []
     for f, parents in every:
         t = _BY_NAME.get(f.key)
+        rank = 0 if t is not None and f.key in t.sure else 1
+        if t is None and f.key.endswith(PERSONAL_SUFFIXES):  # billing_email, work_phone: a guess after the others
+            t, rank = _BY_NAME[next(s for s in PERSONAL_SUFFIXES if f.key.endswith(s))], 2
         if t is not None and not (t.root_only and parents):
             if f.kind in t.kinds:
-                by_target.setdefault(t, []).append((0 if f.key in t.sure else 1, f))
+                by_target.setdefault(t, []).append((rank, f))
             else:
-                p.noted[f.path] = Unplaced(f.dotted, f.type_text, f"named like {t.label} but not a {'/'.join(sorted(t.kinds))}; left in event properties")
+                p.noted[f.path] = Unplaced(
+                    f.dotted, f.type_text, f"named like {t.label} but not a {'/'.join(sorted(t.kinds))}; left in event properties"
+                )
+        if f.kind == "long" and f.logical in ("local-timestamp-millis", "local-timestamp-micros"):
+            p.noted[f.path] = Unplaced(
+                f.dotted,
+                f.type_text,
+                "a local timestamp (no time zone) is not taken for the event timestamp; left in event properties",
+            )
         if f.kind == "long" and f.logical in TIMESTAMP_TYPES:
             timestamps.append((TIMESTAMP_NAMES.index(f.key) if f.key in TIMESTAMP_NAMES else len(TIMESTAMP_NAMES), f))
         if f.kind == "boolean":
@@ -364,11 +389,13 @@ def _place(fields: tuple[SchemaField, ...], nce_if_anonymous: bool) -> tuple[_Pl
             p.withheld[f.path] = Unplaced(
                 f.dotted,
                 f.type_text,
-                f"holds personal data ({', '.join(f.personal_items)}) that cannot be hashed inside a {f.kind}; "
-                "left out of event properties",
+                f"holds personal data ({', '.join(f.personal_items)}) that cannot be hashed inside "
+                f"{'an array' if f.kind == 'array' else 'a map'}; left out of event properties",
             )
         elif f.kind == "array" and f.type_text.removeprefix("nullable ").startswith("array of record"):
-            p.noted[f.path] = Unplaced(f.dotted, f.type_text, "an array of records: no section takes it; left in event properties as a list of objects")
+            p.noted[f.path] = Unplaced(
+                f.dotted, f.type_text, "an array of records: no section takes it; left in event properties as a list of objects"
+            )
 
     for t in TARGETS:  # in TARGETS order: deterministic
         ranked = _rank_candidates(by_target.get(t, []))
@@ -377,24 +404,32 @@ def _place(fields: tuple[SchemaField, ...], nce_if_anonymous: bool) -> tuple[_Pl
         (guess, best), rest = ranked[0], ranked[1:]
         p.placed[(t.section, t.key)] = (best, f"guessed from name '{best.name}'" if guess else None)
         for _, other in rest:
+            second = f"a second field that looks like {t.label} ({best.dotted} is used)"
             if t.personal:
-                why = f"a second field that looks like {t.label} ({best.dotted} is used); raw personal data, left out of event properties"
-                p.withheld[other.path] = Unplaced(other.dotted, other.type_text, why)
+                p.withheld[other.path] = Unplaced(
+                    other.dotted, other.type_text, f"{second}; raw personal data, left out of event properties"
+                )
             else:
-                why = f"a second field that looks like {t.label} ({best.dotted} is used); left in event properties"
-                p.noted[other.path] = Unplaced(other.dotted, other.type_text, why)
+                p.noted[other.path] = Unplaced(other.dotted, other.type_text, f"{second}; left in event properties")
 
     if timestamps:
         (pref, best), rest_ts = _rank_candidates(timestamps)[0], _rank_candidates(timestamps)[1:]
-        p.placed[("event", "eventTimestamp")] = (best, None if pref < len(TIMESTAMP_NAMES) else f"guessed: a {best.logical} named '{best.name}'")
+        p.placed[("event", "eventTimestamp")] = (
+            best,
+            None if pref < len(TIMESTAMP_NAMES) else f"guessed: a {best.logical} named '{best.name}'",
+        )
         for _, other in rest_ts:
-            p.noted[other.path] = Unplaced(other.dotted, other.type_text, f"a second timestamp ({best.dotted} is the event timestamp); left in event properties")
+            p.noted[other.path] = Unplaced(
+                other.dotted,
+                other.type_text,
+                f"a second timestamp ({best.dotted} is the event timestamp); left in event properties",
+            )
 
-    for key, f, guess in sorted(consents, key=lambda c: c[1].order):
+    for key, f, why in sorted(consents, key=lambda c: c[1].order):
         if ("consent", key) in p.placed:
             p.noted[f.path] = Unplaced(f.dotted, f.type_text, f"a second consent flag '{key}'; left in event properties")
         else:
-            p.placed[("consent", key)] = (f, guess)
+            p.placed[("consent", key)] = (f, why)
 
     identified = any(("user", k) in p.placed for k in ("userId", "anonymousId", "email_sha256", "phone_sha256"))
     nce = not identified and nce_if_anonymous
@@ -403,7 +438,9 @@ def _place(fields: tuple[SchemaField, ...], nce_if_anonymous: bool) -> tuple[_Pl
             if section != "event":
                 del p.placed[(section, key)]
                 if f.key in PERSONAL_NAMES:
-                    p.withheld[f.path] = Unplaced(f.dotted, f.type_text, "raw personal data in a non-customer entity; left out of event properties")
+                    p.withheld[f.path] = Unplaced(
+                        f.dotted, f.type_text, "raw personal data in a non-customer entity; left out of event properties"
+                    )
     for path in p.taken:  # placed after all: a note from a wrong-typed namesake no longer applies
         p.noted.pop(path, None)
     return p, identified
@@ -483,7 +520,7 @@ def scaffold_route(schema: dict[str, Any], options: ScaffoldOptions) -> Scaffold
         used_keys.add(key)
         event.append(_entry(key, _scalar(f.dotted), None, ind))
     event.append(f"{' ' * ind}{_scalar(REST_KEY)}:")
-    event.append(f"{' ' * (ind + 2)}from: \"\"")
+    event.append(f'{" " * (ind + 2)}from: ""')
     event.append(f"{' ' * (ind + 2)}exclude: [{', '.join(_scalar(e) for e in exclude)}]")
 
     sections: dict[str, list[str]] = {"event": event}
@@ -525,7 +562,9 @@ def scaffold_route(schema: dict[str, Any], options: ScaffoldOptions) -> Scaffold
         head.append("# !!! NO COUNTRY SOURCE FOUND (country, phone, IP or locale field): every record is rejected")
         head.append("# !!! (missing_country) until country.default is set to an ISO code or a source is mapped")
     if ("event", "eventTimestamp") not in p.placed:
-        head.append("# no event timestamp: no long with logicalType timestamp-millis/-micros; map one if the destination needs it")
+        head.append(
+            "# no event timestamp: no long with logicalType timestamp-millis/-micros; map one if the destination needs it"
+        )
     if ("event", "eventId") not in p.placed:
         head.append("# no event id field: the bridge uses <topic>-<partition>-<offset> as the event id")
     if not nce and not any(s == "consent" for s, _ in p.placed):
@@ -661,10 +700,14 @@ def _destination(req: ScaffoldRequest, cfg: Any) -> tuple[str, str]:
         return name, name  # without a config the name is taken for the type (zeotap, audiohook, activation)
     if req.destination is not None:
         if req.destination not in cfg.destinations:
-            raise ConfigError(f"--destination {req.destination!r} is not in {req.config} (known: {', '.join(sorted(cfg.destinations))})")
+            raise ConfigError(
+                f"--destination {req.destination!r} is not in {req.config} (known: {', '.join(sorted(cfg.destinations))})"
+            )
         return req.destination, str(cfg.destinations[req.destination].type)
     if len(cfg.destinations) != 1:
-        raise ConfigError(f"{req.config} has {len(cfg.destinations)} destinations ({', '.join(sorted(cfg.destinations))}): give --destination")
+        raise ConfigError(
+            f"{req.config} has {len(cfg.destinations)} destinations ({', '.join(sorted(cfg.destinations))}): give --destination"
+        )
     (name,) = cfg.destinations
     return name, str(cfg.destinations[name].type)
 
@@ -678,7 +721,11 @@ def _registry_schema(req: ScaffoldRequest, cfg: Any) -> str:
     url = req.registry_url or (sr.url if sr is not None else None)
     if url is None:
         raise ConfigError("--subject needs --registry-url, or --config with kafka.schema_registry")
-    auth = (sr.username, sr.password.get_secret_value() if sr.password else None) if sr is not None and url == sr.url else (None, None)
+    auth = (
+        (sr.username, sr.password.get_secret_value() if sr.password else None)
+        if sr is not None and url == sr.url
+        else (None, None)
+    )
     try:
         _, text = fetch_subject_schema(url, req.subject, req.version, *auth)
     except (UnknownSubject, DecodeError) as exc:
@@ -694,13 +741,13 @@ def _parse_schema(text: str, what: str) -> dict[str, Any]:
         schema = json.loads(text)
     except ValueError as exc:
         raise ConfigError(f"{what} is not JSON: {exc}") from None
+    if not isinstance(schema, dict) or schema.get("type") not in ("record", "error"):
+        raise ScaffoldError(f"{what} is not an Avro record ({json.dumps(schema)[:60]}...): a route reads records")
     try:
         parse(schema)
     except Exception as exc:  # fastavro raises several exception types for bad schemas
         raise ConfigError(f"{what} is not a valid Avro schema: {type(exc).__name__}: {exc}"[:400]) from None
-    read_fields(schema)  # ScaffoldError when not a record
-    if not isinstance(schema, dict):  # read_fields refused it already; for the type checker
-        raise ScaffoldError(f"{what} is not an Avro record")
+    read_fields(schema)
     return schema
 
 
