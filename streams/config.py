@@ -329,6 +329,8 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> BridgeCo
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         what = "; ".join(p for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p)
         raise ConfigError(f"{path}: not valid YAML: {where}{what or type(exc).__name__}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty (expected kafka, destinations and routes)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return config_from_mapping(raw, path, env)
@@ -420,7 +422,10 @@ def _format_validation_error(path: Path, exc: ValidationError) -> str:
             msg = err["msg"].removeprefix("Value error, ")
         if len(loc) >= 3 and loc[0] == "destinations" and loc[2] in DESTINATIONS:
             del loc[2]
-        if err["type"] == "missing":
+        if err["type"] == "union_tag_invalid":  # `type:` names no destination API
+            ctx = err.get("ctx") or {}
+            loc, msg = [*loc, "type"], f"unknown destination type {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
+        elif err["type"] == "missing":
             msg = "required field is missing"
         elif err["type"] == "extra_forbidden":
             msg = "unknown field"
