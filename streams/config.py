@@ -422,10 +422,7 @@ def _format_validation_error(path: Path, exc: ValidationError) -> str:
             msg = err["msg"].removeprefix("Value error, ")
         if len(loc) >= 3 and loc[0] == "destinations" and loc[2] in DESTINATIONS:
             del loc[2]
-        if err["type"] == "union_tag_invalid":  # `type:` names no destination API
-            ctx = err.get("ctx") or {}
-            loc, msg = [*loc, "type"], f"unknown destination type {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
-        elif err["type"] == "missing":
+        if err["type"] == "missing":
             msg = "required field is missing"
         elif err["type"] == "extra_forbidden":
             msg = "unknown field"

@@ -238,8 +238,8 @@ CASES: list[tuple[str, dict[str, Any] | str, str, str]] = [
     (
         "unknown-destination-type",
         {"destinations.zeotap.type": "zeotapp"},
-        "destinations.zeotap.type",
-        "unknown destination type 'zeotapp' (known: 'zeotap', ",
+        "destinations.zeotap",
+        "Input tag 'zeotapp' found using 'type' does not match any of the expected tags: 'zeotap', ",
     ),
     ("unknown-framing", {f"{ROUTE}.framing": "avro"}, f"{ROUTE}.framing", "'confluent'"),
     (
