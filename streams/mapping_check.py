@@ -147,7 +147,8 @@ class SchemaPaths:
     def resolve(self, path: str) -> list[_Type] | str:
         """The types found at `path`, or why the mapping can never find it (a message naming the
         path, what stopped it and, when one is close, the existing path meant)."""
-        types, walked = self.root, list[str]()
+        types = self.root
+        walked: list[str] = []
         for part in path_parts(path):
             found = self._step(types, part)
             if not found:

@@ -196,3 +196,12 @@ def test_what_the_checker_accepts_the_pipeline_reads() -> None:
     assert check_mapping(PATHS, spec) == []
     record = {"home": {"city": "Oslo"}, "attrs": {"color": "red"}, "nested_maps": {"k": {"city": "Rome"}}}
     assert Mapping(spec).apply(record).sections["event"] == {"city": "Oslo", "color": "red", "c2": "Rome"}
+
+
+def test_the_checker_is_pure() -> None:
+    # the config checks mappings with it, so it may not bring the pipeline (or anything else) along
+    from tests.unit.test_import_graph import GRAPH, IO_LIBRARIES
+
+    ours, others = GRAPH["streams.mapping_check"]
+    assert ours <= {"streams.mapping_spec", "streams.errors"}
+    assert not others & (IO_LIBRARIES | {"fastavro", "pydantic", "yaml"})
