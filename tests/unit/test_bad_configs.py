@@ -365,3 +365,35 @@ def test_the_deploy_config_passes(tmp_path: Path) -> None:
     env = {**env_config(docs), "KAFKA_USERNAME": "u", "KAFKA_PASSWORD": "p", "ZEOTAP_WRITE_KEY": "wk"}
     done = _check(path, env)
     assert (done.returncode, done.stdout.strip()) == (0, "config OK: 7 routes, 1 destinations"), done.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["worker"],
+        ["check"],
+        ["status"],
+        ["transform", "--route", "purchase_completed", "--input", "-"],
+        ["replay", "--route", "purchase_completed", "--dry-run"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_every_command_refuses_a_misspelled_path(command: list[str], tmp_path: Path) -> None:
+    # they all load the config through load_config: the worker does not start (nothing reached,
+    # the broker's address is a closed port), the others do not run
+    path = tmp_path / "bridge.yaml"
+    raw = _edited({f"{MAPPING}.user.email_sha256.path": "customer.emial", "kafka.bootstrap_servers": "127.0.0.1:9"}, "")
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", *command, "--config", str(path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input="",
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"{MAPPING}.user.email_sha256.path: 'customer.emial' is not a field" in done.stderr
+    assert "did you mean 'customer.email'?" in done.stderr
