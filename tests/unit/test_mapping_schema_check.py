@@ -187,7 +187,10 @@ def test_fields_are_named_as_written() -> None:
 
 
 def test_the_logical_types_are_those_the_decoder_converts() -> None:
-    assert sorted(f"{t}-{logical}" for t, logical in LOGICAL_KINDS) == sorted(LOGICAL_READERS)
+    # confluent-kafka's schema registry package, once loaded, adds "record-variant" (its Variant
+    # type, never a field a mapping path names a scalar in): fastavro's own ones are the others
+    fastavro_own = sorted(k for k in LOGICAL_READERS if k != "record-variant")
+    assert sorted(f"{t}-{logical}" for t, logical in LOGICAL_KINDS) == fastavro_own
 
 
 def test_what_the_checker_accepts_the_pipeline_reads() -> None:
