@@ -233,13 +233,24 @@ def check(
     auth_probe: Annotated[
         bool, typer.Option("--auth-probe/--no-auth-probe", help="POST an empty batch (no events) to check credentials")
     ] = True,
+    config_only: Annotated[
+        bool,
+        typer.Option(
+            "--config-only",
+            help="only validate the config (schema files, mapping paths and types); reach no Kafka, registry or destination",
+        ),
+    ] = False,
 ) -> None:
     """Check config, Kafka topics and group lag, schema registry and destination auth; exit 1 if something is not OK."""
+    cfg = _load(config)
+    if config_only:
+        typer.echo(f"config OK: {len(cfg.routes)} routes, {len(cfg.destinations)} destinations")
+        raise typer.Exit(0)
+
     from rich.console import Console
 
     from streams.ops import render_check, run_check
 
-    cfg = _load(config)
     report = run_check(cfg, config, timeout=timeout, auth_probes=auth_probe)
     if json:
         typer.echo(orjson.dumps(report.as_dict()).decode())

@@ -8,18 +8,21 @@ Every error names the file, the field path and what is wrong, e.g.::
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
+import fastavro
 import yaml
 from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from streams.destinations.registry import DESTINATIONS, settings_models
 from streams.destinations.settings import DestinationSettings
 from streams.errors import ConfigError
+from streams.mapping_check import Problem, SchemaPaths, check_mapping
 from streams.mapping_spec import SECTIONS, parse_mapping
 from streams.settings import FieldError, Model
 from streams.urls import is_loopback, safe_url
@@ -326,6 +329,8 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> BridgeCo
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         what = "; ".join(p for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p)
         raise ConfigError(f"{path}: not valid YAML: {where}{what or type(exc).__name__}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty (expected kafka, destinations and routes)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return config_from_mapping(raw, path, env)
@@ -339,11 +344,69 @@ def config_from_mapping(raw: dict[str, Any], path: Path, env: dict[str, str] | N
     try:
         raw = substitute_env(raw, dict(os.environ) if env is None else env)
         raw["base_dir"] = str(path.resolve().parent)
-        return BridgeConfig.model_validate(raw)
+        config = BridgeConfig.model_validate(raw)
     except FieldError as exc:
         raise ConfigError(f"{path}: {'.'.join(exc.loc) or '<top>'}: {exc}") from None
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(path, exc)) from None
+    problems = schema_problems(config)
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {p.field}: {p.message}" for p in problems))
+    return config
+
+
+def schema_problems(config: BridgeConfig) -> list[Problem]:
+    """The schema files read and parsed, and every route's mapping and country paths checked
+    against its reader schema (`streams.mapping_check`); all problems, fields named from the top."""
+    problems: list[Problem] = []
+    for i, p in enumerate(config.schema_paths):
+        _read_schema(f"schema_paths.{i}", p if p.is_absolute() else config.base_dir / p, problems)
+    for name, route in config.routes.items():
+        at = f"routes.{name}"
+        schema = _read_schema(f"{at}.schema", config.schema_path(route), problems)
+        if schema is None:
+            continue
+        paths = SchemaPaths(schema, f"the schema {route.schema_file.name}")
+        found = check_mapping(paths, route.mapping)
+        # the country sources a route sets itself (the defaults fit the shipped schemas' shape and
+        # are read only when present)
+        for source in sorted(route.country.model_fields_set & {"field", "phone", "ip", "locale"}):
+            value = getattr(route.country, source)
+            if value is not None:
+                found += paths.check_source(f"country.{source}", value, "a country source")
+        problems += [Problem(f"{at}.{p.field}", p.message) for p in found]
+    return problems
+
+
+def _read_schema(field: str, path: Path, problems: list[Problem]) -> Any:
+    """An Avro schema file's JSON, or None with the reason added to `problems`."""
+    path = path.resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.append(Problem(field, f"file not found: {path}"))
+        return None
+    except IsADirectoryError:
+        problems.append(Problem(field, f"is a directory, not a schema file: {path}"))
+        return None
+    except UnicodeDecodeError:
+        problems.append(Problem(field, f"{path}: not valid JSON (not UTF-8 text)"))
+        return None
+    except OSError as exc:
+        problems.append(Problem(field, f"cannot read {path}: {exc.strerror}"))
+        return None
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.append(Problem(field, f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"))
+        return None
+    try:
+        fastavro.parse_schema(schema, _write_hint=False)
+    except Exception as exc:  # noqa: BLE001 - fastavro raises many kinds (SchemaParseException, KeyError, TypeError ...)
+        detail = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(type(exc).__name__) else str(exc)
+        problems.append(Problem(field, f"{path}: not a valid Avro schema: {detail}"[:300]))
+        return None
+    return schema
 
 
 def _format_validation_error(path: Path, exc: ValidationError) -> str:

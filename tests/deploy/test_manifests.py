@@ -398,9 +398,13 @@ def _strings(node: Any) -> list[str]:
     return [node] if isinstance(node, str) else []
 
 
+IMAGE_SCHEMAS = "/app/avro_schemas/"  # where the image ships avro_schemas/ (deploy/Dockerfile)
+
+
 def _load(docs: list[dict[str, Any]], tmp_path: Path) -> Any:
+    # load_config reads each route's schema: the image's /app/avro_schemas is the repository's here
     cfg_file = tmp_path / "bridge.yaml"
-    cfg_file.write_text(bridge_yaml(docs), encoding="utf-8")
+    cfg_file.write_text(bridge_yaml(docs).replace(IMAGE_SCHEMAS, f"{ROOT}/avro_schemas/"), encoding="utf-8")
     env = dict(env_config(docs))
     env.update({"KAFKA_USERNAME": "s2s-bridge", "KAFKA_PASSWORD": "pw-not-real", "ZEOTAP_WRITE_KEY": "wk-not-real"})
     return load_config(cfg_file, env=env)
@@ -415,10 +419,10 @@ def test_configmap_loads_with_load_config(overlay: str, tmp_path: Path) -> None:
     assert cfg.destinations["zeotap"].url.startswith("https://")
     assert cfg.metrics.port == 9108
     assert not cfg.kafka.create_topics, "topics and their ACLs are created by the platform team"
-    for name, route in cfg.routes.items():
-        p = cfg.schema_path(route)
-        assert str(p).startswith("/app/avro_schemas/"), f"route {name}: schema must be under /app/avro_schemas (image)"
-        assert (ROOT / "avro_schemas" / p.name).is_file(), f"route {name}: {p.name} is not in avro_schemas/"
+    for name, route in yaml.safe_load(bridge_yaml(render(overlay)))["routes"].items():
+        p = route["schema"]
+        assert p.startswith(IMAGE_SCHEMAS), f"route {name}: schema must be under /app/avro_schemas (image)"
+        assert cfg.schema_path(cfg.routes[name]).is_file(), f"route {name}: {p} is not in avro_schemas/"
 
 
 def test_configmap_without_secrets_in_env_fails_to_load(tmp_path: Path) -> None:

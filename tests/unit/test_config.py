@@ -441,7 +441,7 @@ def test_sasl_with_credentials_loads(tmp_path: Path, sasl: dict[str, str]) -> No
         ("kafka:\n  bootstrap_servers: x\n bad_indent: y\n", ["not valid YAML"]),
         ("a: *undefined_alias\n", ["not valid YAML", "undefined_alias"]),
         ("- just\n- a list\n", ["top level must be a mapping"]),
-        ("", ["top level must be a mapping"]),
+        ("", ["the file is empty"]),
     ],
 )
 def test_invalid_yaml(tmp_path: Path, text: str, fragments: list[str]) -> None:
