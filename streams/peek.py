@@ -196,9 +196,12 @@ class _Reader:
         todo = {p: end for p, (start, end) in ranges.items()}
         self.consumer.assign([TopicPartition(topic, p, start) for p, (start, _) in ranges.items()])
         out: list[Fetched] = []
+        wanted = sum(end - start for start, end in ranges.values())
         deadline = time.monotonic() + self.timeout
         while todo:
-            msgs = self.consumer.consume(500, max(0.0, min(1.0, deadline - time.monotonic())))
+            # consume() returns when it has that many records or after its timeout: ask for no more than are left
+            wanted_now = max(1, min(500, wanted - len(out)))
+            msgs = self.consumer.consume(wanted_now, max(0.0, min(1.0, deadline - time.monotonic())))
             done: list[int] = []
             for m in msgs:
                 p, offset = m.partition(), m.offset()
