@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
@@ -132,6 +132,18 @@ def _expected(topic: Topic, indexes: list[int]) -> list[tuple[str, str, str | No
     return [(_at(i), *EXPECTED[topic.kinds[i]]) for i in indexes]
 
 
+def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offsets, asked again while a fresh broker's group coordinator is not ready."""
+    for attempt in range(20):
+        try:
+            return committed(bootstrap, group, topic, PARTITIONS)
+        except KafkaException as exc:
+            if attempt == 19 or "COORDINATOR" not in str(exc):
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
 def _assert_nothing_touched(topic: Topic, emulator: Emulator) -> None:
     """No group of the config's group id (nor a peek group) exists or has offsets, no dead letter was
     written, no destination was asked."""
@@ -139,7 +151,7 @@ def _assert_nothing_touched(topic: Topic, emulator: Emulator) -> None:
     groups = admin.list_consumer_groups(request_timeout=10).result(10)
     group_id = topic.cfg.kafka.group_id
     assert [g.group_id for g in groups.valid if g.group_id.startswith(group_id)] == []
-    assert all(offset < 0 for offset in committed(topic.bootstrap, group_id, topic.route.topic, PARTITIONS).values())
+    assert all(offset < 0 for offset in _committed(topic.bootstrap, group_id, topic.route.topic).values())
     assert topic.route.dlt not in admin.list_topics(timeout=10).topics
     stats = emulator.admin.stats()["destinations"]
     assert sum(d["requests_total"] for d in stats.values()) == 0, stats
