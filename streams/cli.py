@@ -207,6 +207,60 @@ def replay(
 
 
 @app.command()
+def scaffold(
+    topic: Annotated[str, typer.Option(help="the Kafka topic the route reads")],
+    schema: Annotated[Path | None, typer.Option(help="the topic's Avro schema (.avsc)")] = None,
+    subject: Annotated[str | None, typer.Option(help="or: a schema-registry subject (its latest version)")] = None,
+    version: Annotated[int | None, typer.Option(help="the subject's version instead of the latest")] = None,
+    registry_url: Annotated[str | None, typer.Option(help="schema registry URL (default: the config's)")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="the config the route is for: paths relative to it, checked to load")
+    ] = None,
+    schema_out: Annotated[
+        Path | None, typer.Option(help="where to save the subject's schema (default avro_schemas/<subject>.avsc)")
+    ] = None,
+    route: Annotated[str | None, typer.Option(help="route name (default: the topic, sanitised)")] = None,
+    destination: Annotated[
+        str | None, typer.Option(help="destination name (default: the config's only one, else zeotap)")
+    ] = None,
+    framing: Annotated[Literal["auto", "confluent", "single_object", "plain"], typer.Option(help="the route's framing")] = "auto",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the route here instead of stdout")] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite --output and --schema-out")] = False,
+) -> None:
+    """Write a route with a mapping skeleton from a topic's Avro schema (fields it could not place are comments)."""
+    from streams.codec import SchemaRegistryUnavailable
+    from streams.scaffold import ScaffoldRequest, run_scaffold
+
+    request = ScaffoldRequest(
+        topic=topic,
+        schema=schema,
+        subject=subject,
+        version=version,
+        registry_url=registry_url,
+        config=config,
+        schema_out=schema_out,
+        route=route,
+        destination=destination,
+        framing=framing,
+        output=output,
+        force=force,
+    )
+    try:
+        result = run_scaffold(request)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except SchemaRegistryUnavailable as exc:
+        raise _fail(str(exc), 1) from None
+    if result.schema_written is not None:
+        typer.echo(f"schema saved to {result.schema_written}", err=True)
+    if output is None:
+        typer.echo(result.scaffold.text, nl=False)
+    else:
+        typer.echo(f"route {result.scaffold.route} written to {output}", err=True)
+    typer.echo(f"{len(result.scaffold.unplaced)} field(s) not placed (listed as comments); review the route before use", err=True)
+
+
+@app.command()
 def check(
     config: ConfigOpt,
     json: Annotated[bool, typer.Option("--json", help="print the report as one JSON object")] = False,
