@@ -76,6 +76,41 @@ def transform(
 
 
 @app.command()
+def peek(
+    config: ConfigOpt,
+    route: Annotated[str, typer.Option(help="route name from the config")],
+    last: Annotated[int | None, typer.Option(help="the N newest records of the topic (by timestamp) [default: 10]")] = None,
+    first: Annotated[int | None, typer.Option(help="the N oldest records still in the topic")] = None,
+    partition: Annotated[int | None, typer.Option(help="only this partition (needed by --offset-from)")] = None,
+    offset_from: Annotated[int | None, typer.Option(help="a range on --partition: its first offset")] = None,
+    offset_to: Annotated[int | None, typer.Option(help="the range's last offset, inclusive [default: the newest]")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for Kafka: metadata, offsets, records")] = 10.0,
+    json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on the last stdout line")] = False,
+) -> None:
+    """Live dry run: the route's pipeline over records of its topic, read without joining the group or
+    committing, nothing sent (stdout: what would be sent; stderr: what not; exit 1: Kafka or the
+    schema registry did not answer)."""
+    from streams.codec import SchemaRegistryUnavailable
+    from streams.kafka import KafkaUnavailable
+    from streams.peek import Selection, run_peek
+
+    cfg = _load(config)
+    if timeout <= 0:
+        raise _fail("--timeout must be > 0")
+    try:
+        selection = Selection.from_options(last, first, partition, offset_from, offset_to)
+        report = run_peek(cfg, route, selection, sys.stdout.buffer, sys.stderr.buffer, timeout)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except (KafkaUnavailable, SchemaRegistryUnavailable) as exc:
+        raise _fail(str(exc), 1) from None
+    total = sum(report.counts.values())
+    typer.echo(report.summary() if total else "no records", err=True)
+    if json:
+        typer.echo(orjson.dumps({"records": total, **report.counts}).decode())
+
+
+@app.command()
 def worker(config: ConfigOpt) -> None:
     """Run the bridge: consume the routes' topics, deliver, dead-letter, commit."""
     from streams.worker import run_worker

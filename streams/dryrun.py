@@ -1,7 +1,8 @@
 """`s2s-bridge transform`: run records through a route's pipeline without Kafka or HTTP.
 
 stdout gets one JSON line per record that would be sent (exactly the per-event payload the
-destination receives); stderr one JSON line per record that would not be sent.
+destination receives); stderr one JSON line per record that would not be sent. `DryRunReport` is
+that report, shared with `s2s-bridge peek` (`streams.peek`, the live dry run over a topic's records).
 """
 
 from __future__ import annotations
@@ -18,19 +19,49 @@ from streams.pipeline.outcome import DECODE, INVALID_JSON, SCHEMA_MISMATCH, UNDE
 from streams.routes import build_pipelines
 
 
-def _report(out: IO[bytes], err: IO[bytes], index: int, outcome: Outcome) -> None:
-    if isinstance(outcome, Payload):
-        out.write(outcome.body + b"\n")
-        return
-    line = {
-        "index": index,
-        "eventId": outcome.event_id,
-        "outcome": "filtered" if isinstance(outcome, Filtered) else "rejected",
-        "stage": outcome.stage,
-        "reason": outcome.reason,
-        "detail": outcome.detail,
-    }
-    err.write(orjson.dumps(line) + b"\n")
+class DryRunReport:
+    """What a dry run prints of each record's outcome, and the counts by outcome.
+
+    stdout: one line per record that would be sent, the payload exactly as the destination receives
+    it (with ``locate_payloads``, wrapped as ``{<where>, "payload": ...}`` so it says which record it
+    is); stderr: one JSON line per record that would not be sent, `where` first (the file dry run's
+    ``index``, peek's ``record``), then its event id, outcome, stage, reason and detail."""
+
+    def __init__(self, out: IO[bytes], err: IO[bytes], *, locate_payloads: bool = False) -> None:
+        self.out = out
+        self.err = err
+        self.locate_payloads = locate_payloads
+        self.counts = {"sent": 0, "rejected": 0, "filtered": 0}
+
+    def add(self, where: dict[str, Any], outcome: Outcome) -> None:
+        if isinstance(outcome, Payload):
+            self.counts["sent"] += 1
+            if self.locate_payloads:  # the body is JSON already: spliced in, not parsed again
+                self.out.write(orjson.dumps(where)[:-1] + b',"payload":' + outcome.body + b"}\n")
+            else:
+                self.out.write(outcome.body + b"\n")
+            return
+        filtered = isinstance(outcome, Filtered)
+        self.counts["filtered" if filtered else "rejected"] += 1
+        line = {
+            **where,
+            "eventId": outcome.event_id,
+            "outcome": "filtered" if filtered else "rejected",
+            "stage": outcome.stage,
+            "reason": outcome.reason,
+            "detail": outcome.detail,
+        }
+        self.err.write(orjson.dumps(line) + b"\n")
+
+    def summary(self) -> str:
+        """``N records: X would be sent, Y filtered, Z dead-lettered``."""
+        c = self.counts
+        total = sum(c.values())
+        return f"{total} records: {c['sent']} would be sent, {c['filtered']} filtered, {c['rejected']} dead-lettered"
+
+    def flush(self) -> None:
+        self.out.flush()
+        self.err.flush()
 
 
 def _leaves(obj: Any) -> Iterator[str]:
@@ -61,12 +92,10 @@ def run_transform(
     """Process every input record; return counts by outcome."""
     pipeline = build_pipelines(config, routes=[route])[route]
     topic = config.routes[route].topic
-    counts = {"sent": 0, "rejected": 0, "filtered": 0}
+    report = DryRunReport(out, err)
 
     def emit(index: int, outcome: Outcome) -> None:
-        _report(out, err, index, outcome)
-        key = "sent" if isinstance(outcome, Payload) else "filtered" if isinstance(outcome, Filtered) else "rejected"
-        counts[key] += 1
+        report.add({"index": index}, outcome)
 
     if input_format == "avro":
         reader_schema = load_schema_file(config.schema_path(config.routes[route]))
@@ -106,6 +135,5 @@ def run_transform(
                 emit(index, Rejected(DECODE, SCHEMA_MISMATCH, str(exc), exc.error_class))
                 continue
             emit(index, pipeline.process_record(record, topic, 0, index))
-    out.flush()
-    err.flush()
-    return counts
+    report.flush()
+    return report.counts

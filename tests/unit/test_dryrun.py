@@ -322,3 +322,30 @@ def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     result = _transform(inp, config=tmp_path / "nope.yaml")
     assert result.exit_code == 2
     assert "cannot read config file" in result.stderr
+
+
+# --------------------------------------------------------------------------- the report peek shares
+
+
+def test_report_locates_payloads_and_sums_up() -> None:
+    from streams.dryrun import DryRunReport
+    from streams.pipeline.outcome import Filtered, Rejected
+
+    out, err = io.BytesIO(), io.BytesIO()
+    report = DryRunReport(out, err, locate_payloads=True)
+    report.add({"record": "1:7"}, Payload("e1", b'{"event":{"eventId":"e1"}}'))
+    report.add({"record": "0:3"}, Filtered("consent", "consent_denied", "consent 'marketing' denied", "e2"))
+    report.add({"record": "2:0"}, Rejected("decode", "undecodable", "invalid Avro data", "DecodeError"))
+    report.add({"record": "2:1"}, Rejected("enrich", "missing_country", "no country", "MissingCountry", "e4"))
+    assert [orjson.loads(line) for line in out.getvalue().splitlines()] == [
+        {"record": "1:7", "payload": {"event": {"eventId": "e1"}}}
+    ]
+    errs = [orjson.loads(line) for line in err.getvalue().splitlines()]
+    assert [(e["record"], e["outcome"], e["stage"], e["reason"], e["eventId"]) for e in errs] == [
+        ("0:3", "filtered", "consent", "consent_denied", "e2"),
+        ("2:0", "rejected", "decode", "undecodable", None),
+        ("2:1", "rejected", "enrich", "missing_country", "e4"),
+    ]
+    assert all(list(e)[0] == "record" and set(e) - {"record"} == ERR_KEYS - {"index"} for e in errs)
+    assert report.counts == {"sent": 1, "rejected": 2, "filtered": 1}
+    assert report.summary() == "4 records: 1 would be sent, 1 filtered, 2 dead-lettered"
