@@ -80,7 +80,7 @@ def _filtered_by_route() -> Counter[tuple[str, str]]:
     return counts
 
 
-def _bad_records(draw: Callable[..., dict[str, Any]]) -> list[tuple[str, dict[str, Any] | bytes]]:
+def bad_records(draw: Callable[..., dict[str, Any]]) -> list[tuple[str, dict[str, Any] | bytes]]:
     """A few records per customer event that must not be sent, each for its own reason only:
     ``draw(**kw)`` gives a record that the route's destination would take."""
     no_id = draw()
@@ -166,7 +166,7 @@ def run_demo(per_event: int = 60, as_json: bool = False, timeout: float = 180.0)
 
                 items: list[tuple[str, dict[str, Any] | bytes]] = [("ok", draw()) for _ in range(per_event)]
                 if event != "market_offer_assignment":
-                    items += _bad_records(draw)
+                    items += bad_records(draw)
                 for _, rec in items:
                     value = rec if isinstance(rec, bytes) else encode_plain(schema, rec)
                     key = None if isinstance(rec, bytes) else rec["event_id"].encode()

@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 from streams.cli import app as cli_app
 from streams.config import BridgeConfig
 from streams.destinations.zeotap import auth_header
-from streams.dev.demo import _bad_records
+from streams.dev.demo import bad_records
 from streams.dev.emulator import Emulator, EmulatorConfig
 from streams.dev.samples import EVENTS, SampleFactory
 from streams.pipeline.identity import normalize_phone
@@ -68,7 +68,7 @@ class Samples:
         for event in EVENTS:
             recs: list[dict[str, Any] | bytes] = [f.record(event) for _ in range(per_event)]
             if event != "market_offer_assignment":
-                recs += [r for _, r in _bad_records(functools.partial(f.record, event))]
+                recs += [r for _, r in bad_records(functools.partial(f.record, event))]
             self.records[event] = recs
         self.emails: set[str] = set()
         self.phones: set[str] = set()
