@@ -279,7 +279,8 @@ def check(
     """Check config, Kafka topics and group lag, schema registry and destination auth; exit 1 if something is not OK."""
     cfg = _load(config)
     if config_only:
-        typer.echo(f"config OK: {len(cfg.routes)} routes, {len(cfg.destinations)} destinations")
+        r, d = len(cfg.routes), len(cfg.destinations)
+        typer.echo(f"config OK: {r} route{'s' * (r != 1)}, {d} destination{'s' * (d != 1)}")
         raise typer.Exit(0)
 
     from rich.console import Console

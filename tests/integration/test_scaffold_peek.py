@@ -50,7 +50,7 @@ def test_scaffolded_route_peeks_real_traffic_without_surprises(event: str, kafka
 
     checked = _cli("check", "--config-only", "--config", str(cfg_path))
     assert checked.returncode == 0, checked.stderr
-    assert "config OK: 1 routes" in checked.stdout
+    assert "config OK: 1 route," in checked.stdout
 
     # the demo's samples: good ones, then one of each deliberately bad kind (customer events only)
     schema = parse(load_schema_file(schema_file))

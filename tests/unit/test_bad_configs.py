@@ -313,7 +313,7 @@ def test_the_base_config_is_valid(tmp_path: Path) -> None:
     path = tmp_path / "bridge.yaml"
     path.write_text(yaml.safe_dump(BASE, sort_keys=False), encoding="utf-8")
     done = _check(path)
-    assert (done.returncode, done.stdout.strip()) == (0, "config OK: 1 routes, 1 destinations"), done.stderr
+    assert (done.returncode, done.stdout.strip()) == (0, "config OK: 1 route, 1 destination"), done.stderr
 
 
 @pytest.mark.parametrize(("edits", "field", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -364,7 +364,7 @@ def test_the_deploy_config_passes(tmp_path: Path) -> None:
     path.write_text(text.replace("/app/avro_schemas/", f"{ROOT}/avro_schemas/"), encoding="utf-8")
     env = {**env_config(docs), "KAFKA_USERNAME": "u", "KAFKA_PASSWORD": "p", "ZEOTAP_WRITE_KEY": "wk"}
     done = _check(path, env)
-    assert (done.returncode, done.stdout.strip()) == (0, "config OK: 7 routes, 1 destinations"), done.stderr
+    assert (done.returncode, done.stdout.strip()) == (0, "config OK: 7 routes, 1 destination"), done.stderr
 
 
 @pytest.mark.parametrize(
