@@ -185,7 +185,8 @@ def trial(scenario: str, seed: int, bootstrap: str, emu: Any, write_key: str, wo
     workers = [start_worker(cfg, f"bridge-{i}", workdir) for i in range(2)]
     out: dict[str, Any] = {"scenario": scenario}
     try:
-        wait_until(lambda: all(w.owned for w in workers) and len(workers[0].owned | workers[1].owned) == PARTITIONS, 90, "group of two")
+        wait_until(lambda: all(w.owned for w in workers), 90, "group of two")
+        wait_until(lambda: len(workers[0].owned | workers[1].owned) == PARTITIONS, 60, "every partition owned")
         time.sleep(3.0)  # steady state: both deliver
         victim, other = workers
         mine = set(victim.owned)
@@ -242,7 +243,8 @@ def table(results: list[dict[str, Any]]) -> str:
         "exit_to_owned_s",
         "stop_to_delivery_s",
     )
-    lines = ["| scenario | runs | " + " | ".join(f"{m} median / max" for m in metrics) + " | lost |", "|---" * (len(metrics) + 3) + "|"]
+    head = "| scenario | runs | " + " | ".join(f"{m} median / max" for m in metrics) + " | lost |"
+    lines = [head, "|---" * (len(metrics) + 3) + "|"]
     for name in SCENARIOS:
         rows = [r for r in results if r["scenario"] == name]
         if not rows:
