@@ -112,7 +112,7 @@ class KafkaSettings(Model):
     # rebalance; one that never comes back stalls them for session_timeout_s. Empty: dynamic
     group_instance_id: str | None = None
     # "consumer": KIP-848's protocol (Kafka >= 4.0); the broker then owns the session timeout,
-    # the heartbeat interval and the assignor (group.consumer.* broker settings)
+    # the heartbeat interval and the assignor (group.consumer.* broker settings). Dynamic members only
     group_protocol: Literal["classic", "consumer"] = "classic"
     # batch engine: the broker answers a fetch once it has this many bytes or after this wait,
     # instead of one small fetch per produced batch (a fraction of the broker's CPU, and ours, at
@@ -154,6 +154,16 @@ class KafkaSettings(Model):
 
     @model_validator(mode="after")
     def _protocol_settings_consistent(self) -> KafkaSettings:
+        if self.group_protocol == "consumer" and self.group_instance_id:
+            # measured on Kafka 4.1 with librdkafka 2.16 (docs/deploy.md, "Fast restarts"): a member
+            # restarted after a crash is refused (UNRELEASED_INSTANCE_ID, a fatal error) until the
+            # broker's session timeout frees its id, so every restart would crash again until then
+            raise FieldError(
+                ("group_instance_id",),
+                "static membership needs group_protocol 'classic': with 'consumer' (KIP-848) a member "
+                "restarted after a crash is fenced (UNRELEASED_INSTANCE_ID, fatal) until the broker's "
+                "session timeout, a crash loop instead of a fast restart",
+            )
         if self.group_protocol == "consumer":
             # with KIP-848 the broker decides these (group.consumer.session.timeout.ms and
             # group.consumer.heartbeat.interval.ms); librdkafka refuses them, and a value kept here

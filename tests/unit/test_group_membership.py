@@ -98,8 +98,8 @@ def test_classic_protocol_is_the_default_and_keeps_todays_settings() -> None:
 
 
 def test_consumer_protocol_leaves_the_broker_side_settings_out() -> None:
-    conf = group_membership(kafka(group_protocol="consumer", group_instance_id="bridge-1"))
-    assert conf == {"group.protocol": "consumer", "group.instance.id": "bridge-1"}
+    conf = group_membership(kafka(group_protocol="consumer"))
+    assert conf == {"group.protocol": "consumer"}
     # what librdkafka itself says about the classic-only settings (so they must stay out)
     base = {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"}
     Consumer({**base, **conf}).close()
@@ -114,6 +114,14 @@ def test_consumer_protocol_refuses_classic_only_settings(tmp_path: Path, field: 
     value = 30 if field == "session_timeout_s" else 3
     with pytest.raises(ConfigError, match=rf"kafka\.{field}: not used with group_protocol 'consumer'"):
         load(tmp_path, {"group_protocol": "consumer", field: value})
+
+
+def test_consumer_protocol_with_static_membership_is_refused(tmp_path: Path) -> None:
+    # a SIGKILLed member restarted under KIP-848 is fenced (fatal) until the broker's session timeout
+    with pytest.raises(ConfigError, match=r"kafka\.group_instance_id: static membership needs group_protocol 'classic'"):
+        load(tmp_path, {"group_protocol": "consumer", "group_instance_id": "${POD_NAME}"}, env={"POD_NAME": "bridge-0"})
+    # the shipped ${POD_NAME:-} without a POD_NAME (replay Job, `check`) is dynamic: allowed
+    assert load(tmp_path, {"group_protocol": "consumer", "group_instance_id": "${POD_NAME:-}"}).kafka.group_instance_id is None
 
 
 def test_consumer_protocol_on_the_faust_engine_is_refused(tmp_path: Path) -> None:
