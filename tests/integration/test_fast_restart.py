@@ -18,6 +18,7 @@ from bench.restart import WorkerProcess, start_worker, stop, wait_until
 from streams.config import BridgeConfig, load_config
 from streams.dev.emulator import Emulator, EmulatorConfig
 from streams.dev.samples import SampleFactory
+from tests.integration import harness
 from tests.integration.harness import (
     API_KEY,
     WRITE_KEY,
@@ -109,6 +110,41 @@ def test_static_member_killed_and_restarted_gets_its_partitions_back_before_the_
             kafka_bootstrap, route.topic, PARTITIONS
         )
         print(f"static membership: restart -> first assignment {took:.2f}s (session timeout {SESSION_TIMEOUT_S}s)")
+
+
+def test_faust_static_member_killed_and_restarted_resumes_before_the_session_timeout(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The faust engine passes the instance id to aiokafka: the same fast path, seen from delivery."""
+    monkeypatch.setattr(harness, "ENGINE", "faust")
+    with Emulator(EmulatorConfig(zeotap_write_keys=(WRITE_KEY,), activation_api_keys=(API_KEY,), keep_events=False)) as emu:
+        kafka = {"group_instance_id": "${POD_NAME:-}", "session_timeout_s": SESSION_TIMEOUT_S, "heartbeat_interval_s": 3}
+        cfg, path = config(tmp_path, kafka_bootstrap, emu.base_url, kafka)
+        assert cfg.worker.engine == "faust"
+        route = cfg.routes["purchase_completed"]
+        create_topics(kafka_bootstrap, [route.topic, route.dlt], partitions=PARTITIONS)
+        f = SampleFactory(33)
+        first = [f.record("purchase_completed") for _ in range(1_000)]
+        produce(kafka_bootstrap, route.topic, encoded(cfg.schema_path(route), first))
+        worker = start_worker(path, "bridge-0", tmp_path)
+        try:
+            wait_delivered(emu, {r["event_id"] for r in first}, [worker])
+            worker.proc.send_signal(signal.SIGKILL)
+            worker.proc.wait(10)
+            second = [f.record("purchase_completed") for _ in range(1_000)]
+            produce(kafka_bootstrap, route.topic, encoded(cfg.schema_path(route), second))
+            t_restart = time.time()
+            worker = start_worker(path, "bridge-0", tmp_path)
+            wait_delivered(emu, {r["event_id"] for r in first + second}, [worker])
+        finally:
+            stop(worker)
+        receipts = emu.admin.receipts("zeotap")["zeotap"]
+        took = min(receipts[r["event_id"]] for r in second) / 1000 - t_restart
+        # a dynamic member would wait for the dead one's session (30 s) to time out first
+        assert took < 20, f"restart -> first delivery took {took:.1f}s"
+        assert worker.proc.returncode == 0
+        assert delivered(emu) == {r["event_id"] for r in first + second}
+        print(f"faust, static membership: restart -> first delivery {took:.2f}s (session timeout {SESSION_TIMEOUT_S}s)")
 
 
 def test_kip848_protocol_shares_partitions_delivers_everything_and_commits(kafka_bootstrap: str, tmp_path: Path) -> None:
