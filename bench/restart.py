@@ -7,6 +7,8 @@ the destination emulator. Then, per scenario:
 * kill:     SIGKILL one worker, start it again at once (same POD_NAME), and measure
             restart -> first assignment (its own log) -> first delivery of a record of the killed
             worker's partitions produced after the kill (the emulator's first-receipt times);
+* roll:     SIGTERM one worker and start it again once it exited (same POD_NAME: a StatefulSet's
+            rolling update), measured as "kill";
 * graceful: SIGTERM one worker for good (a rolling update or scale-down; the other keeps
             running) and measure how long its partitions stay unowned after it exited, and
             exit -> first delivery of a record of them produced after the exit.
@@ -60,6 +62,8 @@ SCENARIOS: dict[str, tuple[str, bool, str]] = {
     "graceful-dynamic": ("classic", False, "graceful"),
     "graceful-static": ("classic", True, "graceful"),
     "graceful-kip848": ("consumer", False, "graceful"),
+    "roll-dynamic": ("classic", False, "roll"),
+    "roll-static": ("classic", True, "roll"),
 }
 
 
@@ -191,11 +195,13 @@ def trial(scenario: str, seed: int, bootstrap: str, emu: Any, write_key: str, wo
         time.sleep(3.0)  # steady state: both deliver
         victim, other = workers
         mine = set(victim.owned)
-        if action == "kill":
+        if action in ("kill", "roll"):
             t_event = time.time()
-            victim.proc.send_signal(signal.SIGKILL)
-            victim.proc.wait(10)
+            victim.proc.send_signal(signal.SIGKILL if action == "kill" else signal.SIGTERM)
+            victim.proc.wait(60)
             t_restart = time.time()
+            if action == "roll":
+                t_event = t_restart  # a draining worker may still deliver what it fetched before the SIGTERM
             back = start_worker(cfg, victim.name, workdir)
             workers[0] = back
             wait_until(lambda: back.first_assigned is not None, 120, "assignment after the restart")
@@ -214,8 +220,7 @@ def trial(scenario: str, seed: int, bootstrap: str, emu: Any, write_key: str, wo
             t_exit = time.time()
             wait_until(lambda: mine <= other.owned, 120, "owner of the stopped worker's partitions")
             out.update(stop_took_s=t_exit - t_event, exit_to_owned_s=time.time() - t_exit)
-            # until it exits, the stopping worker may still deliver what it fetched before the SIGTERM
-            t_event = t_exit
+            t_event = t_exit  # as for "roll"
         time.sleep(4.0)  # records of those partitions produced after the event get delivered
     finally:
         load.stop()
@@ -230,7 +235,7 @@ def trial(scenario: str, seed: int, bootstrap: str, emu: Any, write_key: str, wo
     after = [receipts[e] for e, ts in produced.items() if part.get(e) in mine and ts > t_event * 1000 and e in receipts]
     first = min(after) / 1000 if after else None
     out["lost"] = sum(1 for e in produced if e not in receipts)
-    if action == "kill":
+    if action in ("kill", "roll"):
         out["restart_to_delivery_s"] = first - t_restart if first is not None else None
     else:
         out["exit_to_delivery_s"] = first - t_event if first is not None else None
