@@ -109,6 +109,14 @@ class KafkaSettings(Model):
     # how long a crashed member holds its partitions before the group rebalances
     session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 30.0
     heartbeat_interval_s: Annotated[float, Field(gt=0)] = 3.0
+    # static group membership (librdkafka's group.instance.id; docs/deploy.md, "Fast restarts"): a
+    # name unique to this member that survives its restarts, e.g. ${POD_NAME} of a StatefulSet pod.
+    # A member that comes back within session_timeout_s gets its partitions back without a
+    # rebalance; one that never comes back stalls them for session_timeout_s. Empty: dynamic
+    group_instance_id: str | None = None
+    # "consumer": KIP-848's protocol (Kafka >= 4.0); the broker then owns the session timeout,
+    # the heartbeat interval and the assignor (group.consumer.* broker settings). Dynamic members only
+    group_protocol: Literal["classic", "consumer"] = "classic"
     # batch engine: the broker answers a fetch once it has this many bytes or after this wait,
     # instead of one small fetch per produced batch (a fraction of the broker's CPU, and ours, at
     # moderate rates; adds at most fetch_max_wait_ms of latency when traffic is low)
@@ -126,6 +134,50 @@ class KafkaSettings(Model):
             )
         if self.tls is not None and not self.security_protocol.endswith("SSL"):
             raise ValueError(f"a 'tls' section needs security_protocol SSL or SASL_SSL, not {self.security_protocol}")
+        return self
+
+    @field_validator("group_instance_id")
+    @classmethod
+    def _instance_id_usable(cls, v: str | None) -> str | None:
+        if not v:
+            return None  # `${POD_NAME:-}` unset, or left empty: dynamic membership
+        if re.search(r"\$[{(]", v):
+            # `$(POD_NAME)` is Kubernetes' syntax, expanded only in command/args/env, never in a
+            # mounted file: every pod would join with the same literal id and fence the others
+            raise ValueError(
+                f"{v!r} holds an unexpanded variable reference; use ${{POD_NAME}} with POD_NAME set from "
+                "the pod's metadata.name (Downward API), so that each member has its own id"
+            )
+        if any(c.isspace() for c in v):
+            raise ValueError(f"{v!r} contains whitespace; use the pod name (${{POD_NAME}})")
+        # the broker's own rule (JoinGroupRequest.validateGroupInstanceId): that of topic names
+        if len(v) > TOPIC_MAX_LEN or v in (".", "..") or not _TOPIC_CHARS.fullmatch(v):
+            raise ValueError(f"{v!r} is not a legal group instance id: 1-{TOPIC_MAX_LEN} of a-z A-Z 0-9 . _ -")
+        return v
+
+    @model_validator(mode="after")
+    def _protocol_settings_consistent(self) -> KafkaSettings:
+        if self.group_protocol == "consumer" and self.group_instance_id:
+            # measured on Kafka 4.1 with librdkafka 2.16 (docs/deploy.md, "Fast restarts"): a member
+            # restarted after a crash is refused (UNRELEASED_INSTANCE_ID, a fatal error) until the
+            # broker's session timeout frees its id, so every restart would crash again until then
+            raise FieldError(
+                ("group_instance_id",),
+                "static membership needs group_protocol 'classic': with 'consumer' (KIP-848) a member "
+                "restarted after a crash is fenced (UNRELEASED_INSTANCE_ID, fatal) until the broker's "
+                "session timeout, a crash loop instead of a fast restart",
+            )
+        if self.group_protocol == "consumer":
+            # with KIP-848 the broker decides these (group.consumer.session.timeout.ms and
+            # group.consumer.heartbeat.interval.ms); librdkafka refuses them, and a value kept here
+            # would look as if it still governed how fast a dead member is noticed
+            for name in ("session_timeout_s", "heartbeat_interval_s"):
+                if name in self.model_fields_set:
+                    raise FieldError(
+                        (name,),
+                        "not used with group_protocol 'consumer': the broker's group.consumer.* settings "
+                        "decide it; remove it, or use group_protocol 'classic'",
+                    )
         return self
 
 
@@ -245,6 +297,16 @@ class BridgeConfig(Model):
 
     # set by load_config: where relative paths in the file are resolved from
     base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _engine_speaks_group_protocol(self) -> BridgeConfig:
+        if self.worker.engine == "faust" and self.kafka.group_protocol != "classic":
+            raise FieldError(
+                ("kafka", "group_protocol"),
+                f"{self.kafka.group_protocol!r} needs worker.engine 'batch': the faust engine's client (aiokafka) "
+                "speaks only the classic consumer group protocol",
+            )
+        return self
 
     @model_validator(mode="after")
     def _references_resolve(self) -> BridgeConfig:

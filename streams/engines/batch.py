@@ -31,7 +31,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from streams.config import BridgeConfig
+from streams.config import BridgeConfig, KafkaSettings
 from streams.engines.ledger import TP, Handle, OffsetLedger, Partition
 from streams.engines.report import BACKPRESSURE, ConsumingReport
 from streams.kafka import confluent_conf
@@ -82,9 +82,7 @@ class BatchEngine:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": k.auto_offset_reset,
-                "session.timeout.ms": int(k.session_timeout_s * 1000),
-                "heartbeat.interval.ms": int(k.heartbeat_interval_s * 1000),
-                "partition.assignment.strategy": "cooperative-sticky",
+                **group_membership(k),
                 # bounded prefetch: memory, not throughput, is what the defaults (64 MB) cost us
                 "queued.max.messages.kbytes": 16384,
                 "queued.min.messages": 20000,
@@ -341,6 +339,21 @@ class BatchEngine:
         self._note("lost", tps)
         self._forget(tps)  # no commit: the group has moved on
         log.warning("lost %s (session timed out): in-flight records are re-consumed by the new owner", _fmt(tps))
+
+
+def group_membership(k: KafkaSettings) -> dict[str, Any]:
+    """librdkafka's group settings: the protocol, static membership, and (classic protocol only:
+    with KIP-848 the broker owns them and librdkafka refuses them) session, heartbeat and assignor.
+
+    Both protocols assign incrementally, so the rebalance callbacks are the same."""
+    conf: dict[str, Any] = {"group.protocol": k.group_protocol}
+    if k.group_instance_id:
+        conf["group.instance.id"] = k.group_instance_id
+    if k.group_protocol == "classic":
+        conf["session.timeout.ms"] = int(k.session_timeout_s * 1000)
+        conf["heartbeat.interval.ms"] = int(k.heartbeat_interval_s * 1000)
+        conf["partition.assignment.strategy"] = "cooperative-sticky"
+    return conf
 
 
 def _fmt(tps: Any) -> str:

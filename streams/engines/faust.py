@@ -73,6 +73,8 @@ def build_app(config: BridgeConfig, bridge: Bridge, handle: Handler) -> faust.Ap
         broker_commit_interval=k.commit_interval_s,
         broker_session_timeout=k.session_timeout_s,
         broker_heartbeat_interval=k.heartbeat_interval_s,
+        # static membership (aiokafka sends group.instance.id; KIP-848 is refused by the config)
+        consumer_group_instance_id=k.group_instance_id,
         consumer_auto_offset_reset=k.auto_offset_reset,
         key_serializer="raw",
         value_serializer="raw",

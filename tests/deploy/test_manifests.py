@@ -27,6 +27,9 @@ OVERLAYS = ("staging", "production")
 # the Kubernetes version whose bundled schemas (kubernetes-validate) the core kinds are checked against
 K8S_VERSION = "1.32.0"
 PARTITIONS = 6  # kafka.topic_partitions of deploy/base/bridge.yaml
+# the workers' kind: a StatefulSet keeps pod names across restarts and rolling updates, which static
+# group membership (kafka.group_instance_id: ${POD_NAME}) needs (docs/deploy.md, "Fast restarts")
+WORKLOAD = "StatefulSet"
 SECRET_NAME = "s2s-bridge-secrets"
 # keys of the out-of-band Secret (docs/deploy.md); nothing else may be secret
 SECRET_KEYS = {"KAFKA_USERNAME", "KAFKA_PASSWORD", "ZEOTAP_WRITE_KEY"}
@@ -185,7 +188,7 @@ def test_overlay_renders_and_validates(overlay: str) -> None:
     expected = {
         "ServiceAccount",
         "ConfigMap",
-        "Deployment",
+        WORKLOAD,
         "Service",
         "PodDisruptionBudget",
         "ServiceMonitor",
@@ -205,9 +208,9 @@ def test_overlay_renders_and_validates(overlay: str) -> None:
     assert len(namespaces) == 1 and None not in namespaces, f"every object in one namespace: {namespaces}"
 
 
-def test_validator_rejects_a_broken_deployment() -> None:
+def test_validator_rejects_a_broken_workload() -> None:
     docs = render("production")
-    broken = yaml.safe_load(yaml.safe_dump(one(docs, "Deployment")))
+    broken = yaml.safe_load(yaml.safe_dump(one(docs, WORKLOAD)))
     broken["spec"]["replicas"] = "two"
     with pytest.raises(kubernetes_validate.ValidationError, match="two"):
         validate(broken)
@@ -216,7 +219,7 @@ def test_validator_rejects_a_broken_deployment() -> None:
 def test_validator_rejects_an_unknown_field() -> None:
     # strict schemas: a misspelt field is an error, not silently dropped by the API server
     docs = render("production")
-    broken = yaml.safe_load(yaml.safe_dump(one(docs, "Deployment")))
+    broken = yaml.safe_load(yaml.safe_dump(one(docs, WORKLOAD)))
     sc = broken["spec"]["template"]["spec"]["containers"][0]["securityContext"]
     sc["readOnlyRootFileSystem"] = sc.pop("readOnlyRootFilesystem")
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -262,14 +265,14 @@ def _pod_policy(pod: dict[str, Any], where: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_security_policy(overlay: str) -> None:
-    _pod_policy(one(render(overlay), "Deployment")["spec"]["template"]["spec"], f"{overlay}/Deployment")
+    _pod_policy(one(render(overlay), WORKLOAD)["spec"]["template"]["spec"], f"{overlay}/{WORKLOAD}")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_ports_and_grace_period_match_the_config(overlay: str, tmp_path: Path) -> None:
     docs = render(overlay)
     cfg = _load(docs, tmp_path)
-    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    pod = one(docs, WORKLOAD)["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports.get("metrics") == cfg.metrics.port == 9108
@@ -299,7 +302,7 @@ def test_probes_ports_and_grace_period_match_the_config(overlay: str, tmp_path: 
 
 
 def pod_labels(docs: list[dict[str, Any]]) -> dict[str, str]:
-    return one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    return one(docs, WORKLOAD)["spec"]["template"]["metadata"]["labels"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -307,14 +310,17 @@ def test_scaling_stays_within_partitions(overlay: str, tmp_path: Path) -> None:
     docs = render(overlay)
     cfg = _load(docs, tmp_path)
     assert cfg.kafka.topic_partitions == PARTITIONS
-    dep = one(docs, "Deployment")
+    dep = one(docs, WORKLOAD)
     # the ScaledObject owns the replica count; a fixed one, if any, must fit too
     assert dep["spec"].get("replicas", 1) <= PARTITIONS
-    ru = dep["spec"]["strategy"]["rollingUpdate"]
-    assert ru["maxUnavailable"] == 1 and ru["maxSurge"] == 0, "rolling update: one pod at a time, no surge pod"
+    up = dep["spec"]["updateStrategy"]
+    assert up["type"] == "RollingUpdate", "rolling update"
+    # one pod at a time, replaced under its own name (a StatefulSet never adds a surge pod)
+    ru = up.get("rollingUpdate", {})
+    assert ru.get("maxUnavailable", 1) == 1 and ru.get("partition", 0) == 0
     so = one(docs, "ScaledObject")
     assert so["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
-    assert so["spec"]["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
+    assert so["spec"]["scaleTargetRef"]["kind"] == WORKLOAD
     assert 1 <= so["spec"]["minReplicaCount"] <= so["spec"]["maxReplicaCount"] <= PARTITIONS
     env = env_config(docs)
     # a rate budget is shared by at most maxReplicaCount workers: each takes its share, so the
@@ -401,12 +407,13 @@ def _strings(node: Any) -> list[str]:
 IMAGE_SCHEMAS = "/app/avro_schemas/"  # where the image ships avro_schemas/ (deploy/Dockerfile)
 
 
-def _load(docs: list[dict[str, Any]], tmp_path: Path) -> Any:
+def _load(docs: list[dict[str, Any]], tmp_path: Path, **pod_env: str) -> Any:
     # load_config reads each route's schema: the image's /app/avro_schemas is the repository's here
     cfg_file = tmp_path / "bridge.yaml"
     cfg_file.write_text(bridge_yaml(docs).replace(IMAGE_SCHEMAS, f"{ROOT}/avro_schemas/"), encoding="utf-8")
     env = dict(env_config(docs))
     env.update({"KAFKA_USERNAME": "s2s-bridge", "KAFKA_PASSWORD": "pw-not-real", "ZEOTAP_WRITE_KEY": "wk-not-real"})
+    env.update(pod_env)
     return load_config(cfg_file, env=env)
 
 
@@ -480,3 +487,27 @@ def test_dockerfile_conventions() -> None:
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()
     for needed in ("!pyproject.toml", "!README.md", "!streams/", "!avro_schemas/"):
         assert needed in ignore
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_static_membership_is_wired_to_the_pod_name(overlay: str, tmp_path: Path) -> None:
+    docs = render(overlay)
+    sts = one(docs, WORKLOAD)
+    pod = sts["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = {e["name"]: e for e in c.get("env", [])}
+    # the Downward API: each pod's own, stable name
+    assert env.get("POD_NAME", {}).get("valueFrom") == {"fieldRef": {"fieldPath": "metadata.name"}}
+    raw = yaml.safe_load(bridge_yaml(docs))
+    ref = ENV_REF.fullmatch(raw["kafka"]["group_instance_id"])
+    assert ref is not None and ref.group(1) == "POD_NAME"
+    cfg = _load(docs, tmp_path, POD_NAME=f"{sts['metadata']['name']}-3")
+    assert cfg.kafka.group_instance_id == f"{sts['metadata']['name']}-3"
+    assert cfg.kafka.group_protocol == "classic"  # the session timeout below is the client's
+    # a pod gone for good (a scale-down) leaves its partitions unowned for the session timeout: no
+    # longer than a stop may take; and long enough for a killed container to be restarted (~5 s
+    # measured, plus the kubelet's first restart back-off of 10 s)
+    assert 15 <= cfg.kafka.session_timeout_s <= pod["terminationGracePeriodSeconds"]
+    assert cfg.kafka.heartbeat_interval_s * 3 <= cfg.kafka.session_timeout_s
+    # SIGTERM -> drain -> commit and close, before the SIGKILL (as for dynamic members)
+    assert pod["terminationGracePeriodSeconds"] >= cfg.worker.shutdown_grace_s + 5

@@ -479,7 +479,7 @@ def test_overlays_ship_the_rules_and_the_dashboard(overlay: str) -> None:
     docs = render(overlay)
     rule = one(docs, "PrometheusRule")
     assert rule["spec"] == rules_doc()["spec"]
-    assert rule["metadata"]["namespace"] == one(docs, "Deployment")["metadata"]["namespace"]
+    assert rule["metadata"]["namespace"] == one(docs, "StatefulSet")["metadata"]["namespace"]
     cm = one(docs, "ConfigMap", "s2s-bridge-grafana-dashboard")
     assert cm["metadata"]["name"] == "s2s-bridge-grafana-dashboard", "fixed name: no hash suffix for the sidecar"
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
