@@ -3,8 +3,8 @@
 #
 #   deploy/build-image.sh [--tag NAME] [--ca-bundle FILE] [--pip-conf FILE]
 #
-# Builder: Docker when an engine answers (`docker info`), else buildah (chroot isolation; vfs
-# storage unless STORAGE_DRIVER or a containers storage.conf chooses one). Base: PYTHON_IMAGE
+# Builder: Docker when an engine answers (`docker info`), else buildah (chroot isolation, the
+# storage driver of STORAGE_DRIVER or buildah's own choice). Base: PYTHON_IMAGE
 # (default python:3.11-slim-bookworm) when it is present or can be pulled within PULL_TIMEOUT_S
 # seconds, else an equivalent Debian base made with debootstrap (python3 3.11, venv, pip,
 # ca-certificates) from DEBIAN_MIRROR, cached as a tarball and imported as a local image.
@@ -25,13 +25,14 @@
 #   DEBIAN_SUITE (default bookworm), DEBIAN_MIRROR (default http://deb.debian.org/debian),
 #   DEBIAN_SECURITY_MIRROR (default http://deb.debian.org/debian-security; empty: no security suite)
 #   S2S_IMAGE_CACHE (default ~/.cache/s2s-bridge/image-base): the debootstrapped base tarballs
-#   STORAGE_DRIVER, BUILDAH_ISOLATION (buildah's own variables; defaults vfs, chroot)
+#   STORAGE_DRIVER (default: buildah's storage.conf, else overlay where it works, else vfs),
+#   BUILDAH_ISOLATION (default chroot)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf 'build-image: %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
-usage() { sed -n '2,28s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,29s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n1)
 tag="${S2S_IMAGE:-s2s-bridge:$version}"
@@ -82,32 +83,29 @@ if [[ -z "$builder" ]]; then
   fi
 fi
 storage="-"
+buildah_opts=()
 case "$builder" in
   docker) ;;
   buildah)
     command -v buildah >/dev/null || die "IMAGE_BUILDER=buildah but buildah is not installed"
     export BUILDAH_ISOLATION="${BUILDAH_ISOLATION:-chroot}"  # no runc/user namespaces needed
-    storage_conf="${CONTAINERS_STORAGE_CONF:-}"
-    for f in "${XDG_CONFIG_HOME:-$HOME/.config}/containers/storage.conf" /etc/containers/storage.conf; do
-      [[ -z "$storage_conf" && -f "$f" ]] && storage_conf="$f"
-    done
-    if [[ -z "${STORAGE_DRIVER:-}" ]] && ! { [[ -n "$storage_conf" ]] && grep -Eq '^[[:space:]]*driver[[:space:]]*=' "$storage_conf"; }; then
-      # overlay needs kernel support that containers and CI runners often lack; vfs works anywhere
-      export STORAGE_DRIVER=vfs
-    fi
-    storage="${STORAGE_DRIVER:-$(sed -n 's/^[[:space:]]*driver[[:space:]]*=[[:space:]]*"\{0,1\}\([a-z0-9]*\)"\{0,1\}.*/\1/p' "$storage_conf" | head -n1)}"
+    # buildah 1.28 ignores STORAGE_DRIVER (it reads storage.conf, else picks overlay where the
+    # kernel allows it, else vfs): pass it on as the flag
+    [[ -n "${STORAGE_DRIVER:-}" ]] && buildah_opts=(--storage-driver "$STORAGE_DRIVER")
+    storage=$(buildah "${buildah_opts[@]}" info --format '{{.store.GraphDriverName}}')
     ;;
   *) die "IMAGE_BUILDER must be docker or buildah, not $builder" ;;
 esac
+bah() { buildah "${buildah_opts[@]}" "$@"; }
 
 have_image() {
   if [[ "$builder" == docker ]]; then docker image inspect "$1" >/dev/null 2>&1
-  else buildah inspect --type image "$1" >/dev/null 2>&1; fi
+  else bah inspect --type image "$1" >/dev/null 2>&1; fi
 }
 
 pull() {
   if [[ "$builder" == docker ]]; then timeout "$pull_timeout" docker pull -q "$1" >/dev/null
-  else timeout "$pull_timeout" buildah pull -q "$1" >/dev/null; fi
+  else timeout "$pull_timeout" bah pull -q "$1" >/dev/null; fi
 }
 
 # --------------------------------------------------------------------------- the base
@@ -152,10 +150,10 @@ debian_base() {
     docker import --change 'CMD ["python3"]' "$tarball" "$name" >/dev/null
   else
     local ctr
-    ctr=$(buildah from scratch)
-    buildah add --quiet "$ctr" "$tarball" / >/dev/null
-    buildah config --cmd python3 --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$ctr"
-    buildah commit --quiet --rm "$ctr" "$name" >/dev/null
+    ctr=$(bah from scratch)
+    bah add --quiet "$ctr" "$tarball" / >/dev/null
+    bah config --cmd python3 --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$ctr"
+    bah commit --quiet --rm "$ctr" "$name" >/dev/null
   fi
   echo "$name"
 }
@@ -180,10 +178,13 @@ if [[ "$builder" == docker ]]; then
   size="$(($(docker image inspect -f '{{.Size}}' "$tag") / 1000000))MB"
 else
   # buildah 1.28 reads <Dockerfile>.dockerignore as BuildKit does; named all the same, for older ones
-  buildah bud --layers=false -f deploy/Dockerfile --ignorefile deploy/Dockerfile.dockerignore \
+  previous=$(bah inspect --type image --format '{{.FromImageID}}' "$tag" 2>/dev/null || true)
+  bah bud --layers=false -f deploy/Dockerfile --ignorefile deploy/Dockerfile.dockerignore \
     --build-arg "PYTHON_IMAGE=$base" "${secrets[@]}" -t "$tag" .
-  id=$(buildah inspect --type image --format '{{.FromImageID}}' "$tag")
-  size=$(buildah images --format '{{.Size}}' "$tag" | head -n1 | tr -d ' ')
+  id=$(bah inspect --type image --format '{{.FromImageID}}' "$tag")
+  # the tag moved: drop the image it named (buildah keeps it, unnamed, otherwise; one per build)
+  if [[ -n "$previous" && "$previous" != "$id" ]]; then bah rmi "$previous" >/dev/null 2>&1 || true; fi
+  size=$(bah images --format '{{.Size}}' "$tag" | head -n1 | tr -d ' ')
 fi
 seconds=$((SECONDS - started))
 say "built $tag: id ${id:0:12}, $size, in $seconds s"
