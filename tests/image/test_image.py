@@ -60,7 +60,6 @@ MARKER = f"s2s-image-test-{uuid.uuid4().hex}"
 class Image:
     name: str
     buildah: tuple[str, ...]  # the buildah command with the storage driver the build used
-    build_line: str
 
 
 def _fail_or_skip(reason: str) -> None:
@@ -113,7 +112,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     assert line.startswith("image: "), done.stdout
     fields = dict(f.split("=", 1) for f in line.removeprefix("image: ").split())
     assert fields["name"] == TAG and fields["builder"] == "buildah", line
-    return Image(TAG, ("buildah", "--storage-driver", fields["storage"]), line)
+    return Image(TAG, ("buildah", "--storage-driver", fields["storage"]))
 
 
 @dataclass
