@@ -140,6 +140,7 @@ class Scenarios(Suite):
         a = self.start_worker(path, "rebalance-a")
         self.wait(lambda: self.delivered() >= want * 0.25, 300, "25% delivered")
         b = self.start_worker(path, "rebalance-b")
+        self.wait(b.ready, 120, "the second worker ready")  # else a quick run stops it still starting
         self.wait(lambda: self.delivered() >= want * 0.7, 300, "70% delivered")
         self.stop(b)
         self.settle(cfg, t0, self.deadline(60, 10), "the start")

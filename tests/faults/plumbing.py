@@ -97,6 +97,15 @@ class Worker:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/metrics"
 
+    def ready(self) -> bool:
+        """/readyz answers 200: started, signal handlers installed (a SIGTERM before that kills the
+        process by the signal, as it would any program still starting)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
 
 def free_port() -> int:
     with socket.socket() as s:
