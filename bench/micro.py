@@ -14,6 +14,9 @@ country, consent ``require: [marketing]``), stage by stage:
 ``enrich + consent``   ``RoutePipeline._enrich`` + ``consent.evaluate``
 ``encode``             ``orjson.dumps(destination.payload(sections))``
 ``whole``              ``RoutePipeline.process(bytes, topic, partition, offset)``
+``… (native)``         the same stage with the native core (``streams._native``, docs/native.md) handed to
+                       the pipeline; absent when the extension is not built. The output also gives
+                       the share of records for which the native core handed a value back to Python.
 
 Records come from ``streams.dev.samples.SampleFactory`` (distinct emails and phone numbers,
 varied countries, spellings and phone formats) and are pre-encoded with
@@ -59,7 +62,8 @@ DEFAULT_CONFIG = REPO / "examples" / "bridge.yaml"
 ROUTE = "purchase_completed"
 TARGET_US = 25.0  # whole transform, µs per record
 SCHEMA_ID = 42  # Confluent schema id served by the fake registry
-STAGES = ("decode plain", "decode confluent", "map", "enrich + consent", "encode", "whole")
+NATIVE_STAGES = ("enrich + consent (native)", "whole (native)")
+STAGES = ("decode plain", "decode confluent", "map", "enrich + consent", "encode", "whole", *NATIVE_STAGES)
 
 
 # --------------------------------------------------------------------------- setup
@@ -102,10 +106,20 @@ class Fixture:
         from streams.codec import Decoder, SchemaStore, encode_plain, load_schema_file, parse
         from streams.config import load_config
         from streams.dev.samples import SampleFactory
+        from streams.native import NativeCore, load_extension
+        from streams.pipeline.transform import RoutePipeline
         from streams.routes import build_pipelines
 
         self.config = load_config(config_path, env={"ZEOTAP_WRITE_KEY": "bench"})
-        self.pipeline = build_pipelines(self.config, routes=[ROUTE])[ROUTE]
+        built = build_pipelines(self.config, routes=[ROUTE])[ROUTE]
+        # the Python pipeline (the reference) and, when the extension is built, the same with the native core
+        self.pipeline = RoutePipeline(ROUTE, built.route, built.destination, built.decoder)
+        extension = load_extension()
+        self.native = None if extension is None else NativeCore(extension)
+        self.native_pipeline = (
+            None if self.native is None else RoutePipeline(ROUTE, built.route, built.destination, built.decoder, self.native)
+        )
+        self.native_fallback: dict[str, Any] = {}  # set by check()
         route = self.config.routes[ROUTE]
         schema = load_schema_file(self.config.schema_path(route))
         schema_text = json.dumps(schema)
@@ -149,21 +163,32 @@ class Fixture:
         return out
 
     def check(self) -> dict[str, int]:
-        """Stage-by-stage output == RoutePipeline.process output; returns the outcome counts."""
+        """Stage-by-stage output == RoutePipeline.process output, the native core's == the Python one's;
+        returns the outcome counts (and sets `native_fallback`: records the native core handed back to Python)."""
         from streams.pipeline.outcome import Payload
 
         clear_caches(self.caches)
         sections = self.mapped()
         p = self.pipeline
         kinds: dict[str, int] = {}
+        fell_back = 0
         for i, (raw, sec) in enumerate(zip(self.plain, sections, strict=True)):
             outcome = p.process(raw, ROUTE, 0, i)
+            if self.native is not None and self.native_pipeline is not None:
+                before = self.native.fallbacks.total()
+                assert self.native_pipeline.process(raw, ROUTE, 0, i) == outcome, i
+                fell_back += self.native.fallbacks.total() > before
             kinds[type(outcome).__name__] = kinds.get(type(outcome).__name__, 0) + 1
             assert self.confluent_decoder.decode(self.confluent[i]) == self.decoded[i]
             if isinstance(outcome, Payload):
                 assert p._enrich(self.decoded[i], sec, sec["event"]["eventId"]) is None
                 body = _encode(p, sec)
                 assert body == outcome.body, (i, body, outcome.body)
+        if self.native is not None:
+            self.native_fallback = {
+                "records_with_a_python_fallback": round(fell_back / len(self.plain), 4),
+                "fallback_values_by_kind": dict(self.native.fallbacks),
+            }
         return kinds
 
 
@@ -228,7 +253,7 @@ def stages(fx: Fixture) -> dict[str, tuple[Callable[[], Any], Callable[[Any], No
         run_enrich(pairs)
         return [sections for _rec, sections in pairs]
 
-    return {
+    out = {
         "decode plain": (lambda: fx.plain, run_decode_plain),
         "decode confluent": (lambda: fx.confluent, run_decode_confluent),
         "map": (lambda: decoded, run_map),
@@ -236,6 +261,23 @@ def stages(fx: Fixture) -> dict[str, tuple[Callable[[], Any], Callable[[Any], No
         "encode": (enriched, run_encode),
         "whole": (lambda: fx.plain, run_whole),
     }
+    if fx.native_pipeline is not None:
+        native_enrich = fx.native_pipeline._enrich
+        native_process = fx.native_pipeline.process
+
+        def run_enrich_native(items: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) -> None:
+            for rec, sections in items:
+                if native_enrich(rec, sections, sections["event"]["eventId"]) is None:
+                    evaluate(sections.get("consent") or {}, policy)
+
+        def run_whole_native(items: list[bytes]) -> None:
+            for offset, b in enumerate(items):
+                native_process(b, ROUTE, 0, offset)
+
+        out["enrich + consent (native)"] = (mapped_pairs, run_enrich_native)
+        out["whole (native)"] = (lambda: fx.plain, run_whole_native)
+
+    return out
 
 
 CLOCKS: dict[str, Callable[[], int]] = {"wall": time.perf_counter_ns, "cpu": time.process_time_ns}
@@ -423,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.machine(),
         "outcomes": outcomes,
         **fx.distinct,
+        "native": None if fx.native is None else {"version": fx.native.version, **fx.native_fallback},
         "cold_clears": [f"{c.__module__}.{c.__qualname__}" for c in fx.caches],
         "probe_us": [probe_before, probe_after],
     }
@@ -436,6 +479,10 @@ def main(argv: list[str] | None = None) -> int:
             f"outcomes {outcomes}; interpreter probe {probe_before} / {probe_after} µs (before / after)"
         )
         print(table(results))
+        if fx.native is None:
+            print("native core: not built (streams._native); the (native) stages are left out")
+        else:
+            print(f"native core {fx.native.version}: {meta['native']}")
         if whole is not None:
             print(
                 f"target whole < {TARGET_US:g} µs/record: {'met' if ok else 'MISSED'} "

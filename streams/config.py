@@ -285,6 +285,9 @@ class WorkerSettings(Model):
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     # batch engine: how long a rebalance waits for revoked partitions' in-flight records to settle
     rebalance_wait_s: Annotated[float, Field(ge=0, le=120)] = 10.0
+    # the transform core: "auto" takes the native one (streams._native) when it is built, "off" the
+    # Python pipeline (docs/native.md)
+    native: Literal["auto", "off"] = "auto"
 
 
 class BridgeConfig(Model):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -102,8 +103,15 @@ class EventShape(Protocol):
     def payload(self, sections: dict[str, dict[str, Any]], nce: bool) -> dict[str, Any]: ...
 
 
+class NativeStages(Protocol):
+    """The native core's stages (`streams.native.NativeCore`); handed in, so the pipeline imports no extension."""
+
+    def identify_for(self, profile: IdentityProfile) -> Callable[[str, str, str, str | None], str | None]: ...
+
+
 class RoutePipeline:
-    """Compiled once per route; `process` runs per record."""
+    """Compiled once per route; `process` runs per record. With ``native`` (the native core), the stages it
+    has run natively and hand back to this Python code what they cannot do exactly."""
 
     def __init__(
         self,
@@ -111,6 +119,7 @@ class RoutePipeline:
         route: RouteSettings,
         destination: EventShape,
         decoder: Decoder | None,
+        native: NativeStages | None = None,
     ) -> None:
         self.name = name
         self.route = route
@@ -122,6 +131,8 @@ class RoutePipeline:
         self.profile = IdentityProfile(
             hash=dest.identity.hash, phone_format=dest.identity.phone_format, fold_gmail=dest.identity.fold_gmail
         )
+        # what normalises a str identifier: the cached Python function (the reference) or the native stage
+        self._identify = cached_identifier if native is None else native.identify_for(self.profile)
         self.country_fmt = dest.country_format
         self.policy = consent_mod.ConsentPolicy(
             require=dest.consent.require, any_of=dest.consent.any_of, missing=dest.consent.missing
@@ -257,6 +268,7 @@ class RoutePipeline:
                 del body[key]
         profile = self.profile
         profile_key = profile.key
+        identify = self._identify
         for section, key, kind in self._identity_targets:
             body = sections.get(section)
             if body is None:
@@ -265,7 +277,7 @@ class RoutePipeline:
             if raw_value is None:
                 continue
             if type(raw_value) is str:
-                norm = cached_identifier(kind, raw_value, profile_key, alpha2)
+                norm = identify(kind, raw_value, profile_key, alpha2)
             else:
                 norm = identifier(kind, raw_value, profile, alpha2)  # type: ignore[arg-type]
             if norm is None:
