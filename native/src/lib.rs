@@ -8,6 +8,11 @@
 //! First slice (docs/native.md): the identity stage for e-mails, names and opaque ids in ASCII,
 //! with SHA-256 and the pre-hashed pass-through.
 
+pub mod avro;
+pub mod json;
+pub mod phone;
+pub mod value;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyString};
 use sha2::{Digest, Sha256};
