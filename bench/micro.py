@@ -62,7 +62,8 @@ DEFAULT_CONFIG = REPO / "examples" / "bridge.yaml"
 ROUTE = "purchase_completed"
 TARGET_US = 25.0  # whole transform, µs per record
 SCHEMA_ID = 42  # Confluent schema id served by the fake registry
-NATIVE_STAGES = ("enrich + consent (native)", "whole (native)")
+NATIVE_STAGES = ("whole (native)",)
+NATIVE_BATCH = 500  # records per native call, as the worker hands it a consumed batch
 STAGES = ("decode plain", "decode confluent", "map", "enrich + consent", "encode", "whole", *NATIVE_STAGES)
 
 
@@ -94,6 +95,13 @@ def identifier_caches() -> list[Any]:
     return caches
 
 
+class _Forget:
+    """A native plan's remembered answers, cleared like an lru_cache."""
+
+    def __init__(self, plan: Any) -> None:
+        self.cache_clear = plan.forget
+
+
 def clear_caches(caches: list[Any]) -> None:
     for c in caches:
         c.cache_clear()
@@ -106,19 +114,14 @@ class Fixture:
         from streams.codec import Decoder, SchemaStore, encode_plain, load_schema_file, parse
         from streams.config import load_config
         from streams.dev.samples import SampleFactory
-        from streams.native import NativeCore, load_extension
         from streams.pipeline.transform import RoutePipeline
         from streams.routes import build_pipelines
 
         self.config = load_config(config_path, env={"ZEOTAP_WRITE_KEY": "bench"})
         built = build_pipelines(self.config, routes=[ROUTE])[ROUTE]
-        # the Python pipeline (the reference) and, when the extension is built, the same with the native core
+        # the Python pipeline (the reference) and, when the extension is built, the route with its native plan
         self.pipeline = RoutePipeline(ROUTE, built.route, built.destination, built.decoder)
-        extension = load_extension()
-        self.native = None if extension is None else NativeCore(extension)
-        self.native_pipeline = (
-            None if self.native is None else RoutePipeline(ROUTE, built.route, built.destination, built.decoder, self.native)
-        )
+        self.native_pipeline = built if built.native is not None else None
         self.native_fallback: dict[str, Any] = {}  # set by check()
         route = self.config.routes[ROUTE]
         schema = load_schema_file(self.config.schema_path(route))
@@ -141,6 +144,8 @@ class Fixture:
         # decoded form (timestamps as datetimes etc.), the input of the map stage
         self.decoded = [self.plain_decoder.decode(b) for b in self.plain]
         self.caches = identifier_caches()
+        if self.native_pipeline is not None:  # cold means cold for the plan too: it forgets Python's answers
+            self.caches.append(_Forget(self.native_pipeline.native))
 
         emails = [r["customer"]["email"] for r in self.records if r["customer"]["email"]]
         phones = [r["customer"]["phone"] for r in self.records if r["customer"]["phone"]]
@@ -171,23 +176,25 @@ class Fixture:
         sections = self.mapped()
         p = self.pipeline
         kinds: dict[str, int] = {}
-        fell_back = 0
+        handed_back = 0
+        made = self.native_pipeline.native_payloads(list(self.plain)) if self.native_pipeline is not None else None
         for i, (raw, sec) in enumerate(zip(self.plain, sections, strict=True)):
             outcome = p.process(raw, ROUTE, 0, i)
-            if self.native is not None and self.native_pipeline is not None:
-                before = self.native.fallbacks.total()
-                assert self.native_pipeline.process(raw, ROUTE, 0, i) == outcome, i
-                fell_back += self.native.fallbacks.total() > before
+            if made is not None:
+                handed_back += made[i] is None
+                assert made[i] is None or made[i] == outcome, i
             kinds[type(outcome).__name__] = kinds.get(type(outcome).__name__, 0) + 1
             assert self.confluent_decoder.decode(self.confluent[i]) == self.decoded[i]
             if isinstance(outcome, Payload):
                 assert p._enrich(self.decoded[i], sec, sec["event"]["eventId"]) is None
                 body = _encode(p, sec)
                 assert body == outcome.body, (i, body, outcome.body)
-        if self.native is not None:
+        if self.native_pipeline is not None:
+            stats = self.native_pipeline.native.stats()  # type: ignore[union-attr]
             self.native_fallback = {
-                "records_with_a_python_fallback": round(fell_back / len(self.plain), 4),
-                "fallback_values_by_kind": dict(self.native.fallbacks),
+                "records_handed_back_to_python": round(handed_back / len(self.plain), 4),
+                "handed_back_by_reason": stats["handed_back"],
+                "values_asked_of_python_by_kind": stats["asked"],
             }
         return kinds
 
@@ -262,19 +269,17 @@ def stages(fx: Fixture) -> dict[str, tuple[Callable[[], Any], Callable[[Any], No
         "whole": (lambda: fx.plain, run_whole),
     }
     if fx.native_pipeline is not None:
-        native_enrich = fx.native_pipeline._enrich
-        native_process = fx.native_pipeline.process
-
-        def run_enrich_native(items: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) -> None:
-            for rec, sections in items:
-                if native_enrich(rec, sections, sections["event"]["eventId"]) is None:
-                    evaluate(sections.get("consent") or {}, policy)
+        native = fx.native_pipeline
+        native_payloads, native_process = native.native_payloads, native.process
 
         def run_whole_native(items: list[bytes]) -> None:
-            for offset, b in enumerate(items):
-                native_process(b, ROUTE, 0, offset)
+            # as the worker does it: one call per consumed batch, the Python pipeline for what it hands back
+            for start in range(0, len(items), NATIVE_BATCH):
+                batch: list[bytes | None] = list(items[start : start + NATIVE_BATCH])
+                for offset, (value, made) in enumerate(zip(batch, native_payloads(batch), strict=True), start):
+                    if made is None:
+                        native_process(value, ROUTE, 0, offset)
 
-        out["enrich + consent (native)"] = (mapped_pairs, run_enrich_native)
         out["whole (native)"] = (lambda: fx.plain, run_whole_native)
 
     return out

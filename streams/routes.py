@@ -13,7 +13,7 @@ from streams.codec import Decoder, SchemaStore, load_schema_file
 from streams.codec.registry import registry_fetcher
 from streams.config import BridgeConfig
 from streams.destinations import DestinationAPI, make_destination
-from streams.native import select_core
+from streams.native import attach_plans
 from streams.pipeline.transform import RoutePipeline
 
 
@@ -43,10 +43,10 @@ def build_pipelines(
         store = schema_store(config)
     if destinations is None:
         destinations = {n: make_destination(n, s) for n, s in config.destinations.items()}
-    native = select_core(config.worker.native)
     out: dict[str, RoutePipeline] = {}
     for name in routes or config.routes:
         route = config.routes[name]
         decoder = Decoder(load_schema_file(config.schema_path(route)), route.framing, store)
-        out[name] = RoutePipeline(name, route, destinations[route.destination], decoder, native)
+        out[name] = RoutePipeline(name, route, destinations[route.destination], decoder)
+    attach_plans(out, config.worker.native)
     return out

@@ -27,3 +27,8 @@ pub fn write_value(_out: &mut Vec<u8>, _v: &Value, _ts: TsFormat) -> Result<(), 
 pub fn write_timestamp(_out: &mut Vec<u8>, _micros: i64, _ts: TsFormat) -> Result<(), NoJson> {
     Err(NoJson)
 }
+
+/// `date.isoformat()` of days since the epoch, as a JSON string; Err outside years 1..=9999.
+pub fn write_date(_out: &mut Vec<u8>, _days: i64) -> Result<(), NoJson> {
+    Err(NoJson)
+}

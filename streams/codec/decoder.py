@@ -23,6 +23,7 @@ class Decoder:
     def __init__(self, reader_schema: dict[str, Any], framing: Framing, store: SchemaStore) -> None:
         self.framing = framing
         self.store = store
+        self.reader_schema = reader_schema  # as given (the native core compiles it)
         self.reader = parse_for_reading(reader_schema)
         self.reader_fp = store.add(reader_schema)
         # resolution is skipped when writer == reader (same canonical form): much faster
@@ -32,6 +33,11 @@ class Decoder:
         self._compiled: dict[int, tuple[Any, Callable[[bytes, int], tuple[Any, int]] | None]] = {}
         # block-count checkers for the writers fastavro reads (None: no array or map to bound)
         self._bounds: dict[int, tuple[Any, ItemBounds | None]] = {}
+
+    @property
+    def same_as_reader(self) -> set[int]:
+        """The Confluent writer schema ids seen so far whose schema is the reader's."""
+        return self._same
 
     def _compiled_for(self, writer: Any) -> Callable[[bytes, int], tuple[Any, int]] | None:
         entry = self._compiled.get(id(writer))

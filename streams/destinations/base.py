@@ -66,6 +66,9 @@ class DestinationAPI(abc.ABC):
     required_fields: ClassVar[tuple[str, ...]] = ()
     # why `auth_probe` has no request to offer, shown by `check` (empty: the API can be probed)
     unprobed_because: ClassVar[str] = ""
+    # the shape of `payload` the native core writes itself (streams.native, docs/native.md):
+    # "sections" = the record's non-empty sections as they are; None = none (the Python pipeline)
+    native_shape: ClassVar[str | None] = None
 
     def __init__(self, name: str, settings: DestinationSettings) -> None:
         self.name = name

@@ -95,6 +95,8 @@ class Zeotap(DestinationAPI):
         }
         self._gzip_headers = {**self._headers, "Content-Encoding": "gzip"}
 
+    native_shape = "sections"  # `payload` below: the non-empty sections as they are
+
     def payload(self, sections: dict[str, dict[str, Any]], nce: bool) -> dict[str, Any]:
         if nce:
             return {"event": sections.get("event", {})}

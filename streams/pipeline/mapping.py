@@ -270,6 +270,8 @@ class Mapping:
             self._ops.append((field.section, op))
             plan.append((field.section, field.key, entry, op))
         self._funcs = tuple(op for _section, op in self._ops)
+        # (section, key, what the op does) per field, in order: what the native core compiles
+        self.plan: list[tuple[str, str, PlanEntry]] = [(s, k, e) for s, k, e, _op in plan]
         self.apply = self._generate(plan)  # type: ignore[method-assign,assignment]
 
     # -- compile --------------------------------------------------------------

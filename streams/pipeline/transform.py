@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -103,15 +102,16 @@ class EventShape(Protocol):
     def payload(self, sections: dict[str, dict[str, Any]], nce: bool) -> dict[str, Any]: ...
 
 
-class NativeStages(Protocol):
-    """The native core's stages (`streams.native.NativeCore`); handed in, so the pipeline imports no extension."""
+class NativePlan(Protocol):
+    """A route's native plan (`streams.native`): handed in, so the pipeline imports no extension."""
 
-    def identify_for(self, profile: IdentityProfile) -> Callable[[str, str, str, str | None], str | None]: ...
+    def run(self, values: list[bytes | None]) -> list[tuple[str, bytes] | None]: ...
+    def add_writer_id(self, schema_id: int) -> None: ...
 
 
 class RoutePipeline:
-    """Compiled once per route; `process` runs per record. With ``native`` (the native core), the stages it
-    has run natively and hand back to this Python code what they cannot do exactly."""
+    """Compiled once per route; `process` runs per record. `native`, when a plan is attached
+    (`streams.native.attach_plans`), makes the payloads of a whole batch at once (`native_payloads`)."""
 
     def __init__(
         self,
@@ -119,7 +119,6 @@ class RoutePipeline:
         route: RouteSettings,
         destination: EventShape,
         decoder: Decoder | None,
-        native: NativeStages | None = None,
     ) -> None:
         self.name = name
         self.route = route
@@ -131,8 +130,6 @@ class RoutePipeline:
         self.profile = IdentityProfile(
             hash=dest.identity.hash, phone_format=dest.identity.phone_format, fold_gmail=dest.identity.fold_gmail
         )
-        # what normalises a str identifier: the cached Python function (the reference) or the native stage
-        self._identify = cached_identifier if native is None else native.identify_for(self.profile)
         self.country_fmt = dest.country_format
         self.policy = consent_mod.ConsentPolicy(
             require=dest.consent.require, any_of=dest.consent.any_of, missing=dest.consent.missing
@@ -151,6 +148,21 @@ class RoutePipeline:
             f"{s}.{k}" for s, k, kind in self._identity_targets if kind != "name"
         ]
         self.max_event_bytes = destination.max_request_bytes - destination.envelope_bytes(1)
+        self.native: NativePlan | None = None
+        self._writer_ids_told = 0  # Confluent writer ids known to be the reader's, told to the plan
+
+    def native_payloads(self, values: list[bytes | None]) -> list[Payload | None] | None:
+        """The payloads the native plan makes of these record values, in order; None for a record it
+        hands back (run `process` for it), or None for all when the route has no plan. Same
+        payloads as `process` (tests/unit/test_native_plan.py)."""
+        plan = self.native
+        if plan is None:
+            return None
+        if self.decoder is not None and len(self.decoder.same_as_reader) != self._writer_ids_told:
+            for schema_id in self.decoder.same_as_reader:
+                plan.add_writer_id(schema_id)
+            self._writer_ids_told = len(self.decoder.same_as_reader)
+        return [None if made is None else Payload(made[0], made[1]) for made in plan.run(values)]
 
     # ------------------------------------------------------------------ stages
 
@@ -268,7 +280,6 @@ class RoutePipeline:
                 del body[key]
         profile = self.profile
         profile_key = profile.key
-        identify = self._identify
         for section, key, kind in self._identity_targets:
             body = sections.get(section)
             if body is None:
@@ -277,7 +288,7 @@ class RoutePipeline:
             if raw_value is None:
                 continue
             if type(raw_value) is str:
-                norm = identify(kind, raw_value, profile_key, alpha2)
+                norm = cached_identifier(kind, raw_value, profile_key, alpha2)
             else:
                 norm = identifier(kind, raw_value, profile, alpha2)  # type: ignore[arg-type]
             if norm is None:
