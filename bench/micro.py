@@ -118,7 +118,10 @@ class Fixture:
         from streams.routes import build_pipelines
 
         self.config = load_config(config_path, env={"ZEOTAP_WRITE_KEY": "bench"})
+        from streams.native import attach_plans
+
         built = build_pipelines(self.config, routes=[ROUTE])[ROUTE]
+        attach_plans({ROUTE: built}, self.config.worker.native)
         # the Python pipeline (the reference) and, when the extension is built, the route with its native plan
         self.pipeline = RoutePipeline(ROUTE, built.route, built.destination, built.decoder)
         self.native_pipeline = built if built.native is not None else None
@@ -177,7 +180,7 @@ class Fixture:
         p = self.pipeline
         kinds: dict[str, int] = {}
         handed_back = 0
-        made = self.native_pipeline.native_payloads(list(self.plain)) if self.native_pipeline is not None else None
+        made = self.native_pipeline.native_payloads(list(self.plain))[0] if self.native_pipeline is not None else None  # type: ignore[index]
         for i, (raw, sec) in enumerate(zip(self.plain, sections, strict=True)):
             outcome = p.process(raw, ROUTE, 0, i)
             if made is not None:
@@ -276,7 +279,7 @@ def stages(fx: Fixture) -> dict[str, tuple[Callable[[], Any], Callable[[Any], No
             # as the worker does it: one call per consumed batch, the Python pipeline for what it hands back
             for start in range(0, len(items), NATIVE_BATCH):
                 batch: list[bytes | None] = list(items[start : start + NATIVE_BATCH])
-                for offset, (value, made) in enumerate(zip(batch, native_payloads(batch), strict=True), start):
+                for offset, (value, made) in enumerate(zip(batch, native_payloads(batch)[0], strict=True), start):  # type: ignore[index]
                     if made is None:
                         native_process(value, ROUTE, 0, offset)
 

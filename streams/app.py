@@ -23,6 +23,7 @@ from streams.engines.report import REGISTRY, ConsumingReport
 from streams.errors import DestinationRejected
 from streams.kafka import confluent_conf, connect_admin, max_message_bytes
 from streams.metrics import METRICS
+from streams.native import attach_plans
 from streams.pipeline.outcome import DELIVER, INTERNAL, UNEXPECTED_ERROR, Filtered, Payload, Rejected
 from streams.pipeline.transform import RoutePipeline
 from streams.replay import replay_count_of
@@ -82,6 +83,9 @@ class Bridge:
         self.config = config
         self.apis = {n: make_destination(n, s) for n, s in config.destinations.items()}
         self.pipelines: dict[str, RoutePipeline] = build_pipelines(config, destinations=self.apis)
+        # the worker's routes get their native plans (the dry run, peek and replay run the Python pipeline,
+        # the reference, whose payloads the plans reproduce byte for byte)
+        self.python_routes = attach_plans(self.pipelines, config.worker.native)
         self.sinks: dict[str, Sink] = {}
         self.capacity: dict[str, Capacity] = {}
         self._transforming: dict[str, asyncio.Lock] = {}
@@ -210,7 +214,11 @@ class Bridge:
             async with self._transforming[route]:
                 # the native plan makes the whole batch's payloads in one call (µs per record);
                 # what it hands back (None), and every record without a plan, runs the Python pipeline
-                made = pipeline.native_payloads([m.value() for m in records]) if pipeline.native is not None else None
+                made = None
+                if pipeline.native is not None:
+                    made, handed_back = pipeline.native_payloads([m.value() for m in records])  # type: ignore[misc]
+                    for why, count in handed_back.items():
+                        METRICS.native_handed_back.labels(route, why).inc(count)
                 python_done = 0
                 for i, m in enumerate(records):
                     out = made[i] if made is not None else None

@@ -65,6 +65,12 @@ class Metrics:
         self.breaker_trips = Counter(
             "s2s_breaker_trips", "Times the destination was found refusing our requests", ["destination"], registry=r
         )
+        self.native_handed_back = Counter(
+            "s2s_native_handed_back",
+            "Records a route's native plan handed to the Python pipeline, by why",
+            ["route", "reason"],
+            registry=r,
+        )
         self.paused = Gauge("s2s_route_paused", "1 while consumption of the route is paused", ["route"], registry=r)
         self.in_flight = Gauge("s2s_in_flight_records", "Records consumed and not yet settled", ["route"], registry=r)
         self.lag = Gauge("s2s_consumer_lag", "Consumer lag (high watermark - position)", ["topic", "partition"], registry=r)

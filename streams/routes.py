@@ -13,7 +13,6 @@ from streams.codec import Decoder, SchemaStore, load_schema_file
 from streams.codec.registry import registry_fetcher
 from streams.config import BridgeConfig
 from streams.destinations import DestinationAPI, make_destination
-from streams.native import attach_plans
 from streams.pipeline.transform import RoutePipeline
 
 
@@ -48,5 +47,4 @@ def build_pipelines(
         route = config.routes[name]
         decoder = Decoder(load_schema_file(config.schema_path(route)), route.framing, store)
         out[name] = RoutePipeline(name, route, destinations[route.destination], decoder)
-    attach_plans(out, config.worker.native)
     return out

@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
@@ -19,7 +20,7 @@ use crate::avro::Schema;
 use crate::json::{self, TsFormat};
 use crate::phone::{Decided, PhoneTables};
 use crate::text::{self, Kind};
-use crate::value::Value;
+use crate::value::{RecordShape, Value};
 
 // ------------------------------------------------------------------------------------ tables
 
@@ -169,11 +170,11 @@ enum Coerce {
 
 enum Op {
     Const { json: Vec<u8>, text: Option<String> },
-    Value(Vec<String>),
-    Identity(Vec<String>),
-    Consent(Vec<String>),
-    Coerced(Vec<String>, Coerce),
-    Rest { path: Vec<String>, exclude: Vec<String>, keep_null: bool },
+    Value(Path),
+    Identity(Path),
+    Consent(Path),
+    Coerced(Path, Coerce),
+    Rest { path: Path, exclude: Vec<String>, keep_null: bool },
 }
 
 struct Field {
@@ -201,7 +202,7 @@ pub struct Plan {
     id_targets: Vec<(String, String)>,
     has_identifier_names: bool,
     country_targets: Vec<(String, String)>,
-    country_sources: [Option<Vec<String>>; 4],
+    country_sources: [Option<Path>; 4],
     default_country: Option<String>,
     alpha3: bool,
     hash: bool,
@@ -249,15 +250,43 @@ fn parse_ts(s: &str) -> PyResult<TsFormat> {
 
 // ------------------------------------------------------------------------------------ values
 
+/// One step of a mapping path, with the field index it found in the last record shape it met:
+/// a record of the route's schema has the same shape every time, so the name is searched once.
+/// (Only one thread runs a plan at a time: `run` holds the plan's state lock throughout.)
+struct Step {
+    name: String,
+    shape: AtomicPtr<RecordShape>,
+    index: AtomicUsize,
+}
+
+struct Path(Vec<Step>);
+
+impl Path {
+    fn new(parts: Vec<String>) -> Path {
+        Path(parts.into_iter().map(|name| Step { name, shape: AtomicPtr::new(std::ptr::null_mut()), index: AtomicUsize::new(0) }).collect())
+    }
+}
+
 /// `compile_path` then `rec.get(...)`: None when a step is missing (a value or null both end an
 /// optional field the same way in the shapes the plan compiles).
-fn lookup<'v, 'a>(root: &'v Value<'a>, path: &[String]) -> Option<&'v Value<'a>> {
+fn lookup<'v, 'a>(root: &'v Value<'a>, path: &Path) -> Option<&'v Value<'a>> {
     let mut v = root;
-    for step in path {
+    for step in &path.0 {
         v = match v {
-            Value::Record(shape, values) => &values[shape.index(step)?],
+            Value::Record(shape, values) => {
+                let ptr = *shape as *const RecordShape as *mut RecordShape;
+                let index = if step.shape.load(Ordering::Relaxed) == ptr {
+                    step.index.load(Ordering::Relaxed)
+                } else {
+                    let i = shape.index(&step.name)?;
+                    step.index.store(i, Ordering::Relaxed);
+                    step.shape.store(ptr, Ordering::Relaxed);
+                    i
+                };
+                values.get(index)?
+            }
             // a key written twice: Python's dict keeps the last value
-            Value::Map(entries) => &entries.iter().rev().find(|(k, _)| *k == step.as_str())?.1,
+            Value::Map(entries) => &entries.iter().rev().find(|(k, _)| *k == step.name.as_str())?.1,
             _ => return None,
         };
     }
@@ -265,7 +294,7 @@ fn lookup<'v, 'a>(root: &'v Value<'a>, path: &[String]) -> Option<&'v Value<'a>>
 }
 
 /// `compile_str_getters`: the value when it is a non-empty `str` (an enum symbol is one).
-fn str_at<'v>(root: &'v Value<'v>, path: &Option<Vec<String>>) -> Option<&'v str> {
+fn str_at<'v>(root: &'v Value<'v>, path: &Option<Path>) -> Option<&'v str> {
     match lookup(root, path.as_ref()?)? {
         Value::Str(s) | Value::Enum(s) if !s.is_empty() => Some(s),
         _ => None,
@@ -826,7 +855,7 @@ fn parse_field(d: &Bound<'_, PyDict>, sections: &[String]) -> PyResult<Field> {
     let section: String = get(d, "section")?;
     let key: String = get(d, "key")?;
     let kind: String = get(d, "op")?;
-    let path = || -> PyResult<Vec<String>> { path_of(&d.get_item("path")?.ok_or_else(|| err("field without path".into()))?) };
+    let path = || -> PyResult<Path> { Ok(Path::new(path_of(&d.get_item("path")?.ok_or_else(|| err("field without path".into()))?)?)) };
     let op = match kind.as_str() {
         "const" => Op::Const { json: get::<Vec<u8>>(d, "json")?, text: get::<Option<String>>(d, "text")? },
         "value" => Op::Value(path()?),
@@ -886,8 +915,8 @@ impl Plan {
         for (s, k, kind) in get::<Vec<(String, String, String)>>(spec, "identity_targets")? {
             identity_targets.push((s, k, Kind::parse(&kind).ok_or_else(|| err(format!("identity kind {kind}")))?));
         }
-        let sources: Vec<Option<Vec<String>>> = get(spec, "country_sources")?;
-        let country_sources: [Option<Vec<String>>; 4] =
+        let sources: Vec<Option<Path>> = get::<Vec<Option<Vec<String>>>>(spec, "country_sources")?.into_iter().map(|p| p.map(Path::new)).collect();
+        let country_sources: [Option<Path>; 4] =
             sources.try_into().map_err(|_| err("country_sources: four paths (field, phone, ip, locale)".into()))?;
         let shape = match get::<String>(spec, "shape")?.as_str() {
             "sections" => Shape::Sections,
@@ -934,7 +963,7 @@ impl Plan {
     }
 
     /// Transform a batch of record values (bytes, or None for a tombstone): per record
-    /// `(event_id, payload JSON bytes)`, or None when the Python pipeline must process it.
+    /// `(event_id, payload JSON bytes)`, or, when the Python pipeline must process it, why (a str).
     fn run<'py>(&self, py: Python<'py>, values: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyList>> {
         let items: Vec<Bound<'py, PyAny>> = values.iter().collect();
         let mut slices: Vec<Option<&[u8]>> = Vec::with_capacity(items.len());
@@ -1000,9 +1029,9 @@ impl Plan {
                 }
                 Some(Done::Back(why)) => {
                     *state.handed_back.entry(why.as_str()).or_default() += 1;
-                    out.append(py.None())?;
+                    out.append(PyString::intern(py, why.as_str()))?;
                 }
-                _ => out.append(py.None())?,
+                _ => out.append(PyString::intern(py, Back::Unresolved.as_str()))?,
             }
         }
         Ok(out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -105,7 +106,7 @@ class EventShape(Protocol):
 class NativePlan(Protocol):
     """A route's native plan (`streams.native`): handed in, so the pipeline imports no extension."""
 
-    def run(self, values: list[bytes | None]) -> list[tuple[str, bytes] | None]: ...
+    def run(self, values: list[bytes | None]) -> list[tuple[str, bytes] | str]: ...
     def add_writer_id(self, schema_id: int) -> None: ...
 
 
@@ -151,18 +152,27 @@ class RoutePipeline:
         self.native: NativePlan | None = None
         self._writer_ids_told = 0  # Confluent writer ids known to be the reader's, told to the plan
 
-    def native_payloads(self, values: list[bytes | None]) -> list[Payload | None] | None:
-        """The payloads the native plan makes of these record values, in order; None for a record it
-        hands back (run `process` for it), or None for all when the route has no plan. Same
-        payloads as `process` (tests/unit/test_native_plan.py)."""
+    def native_payloads(self, values: list[bytes | None]) -> tuple[list[Payload | None], Counter[str]] | None:
+        """The payloads the native plan makes of these record values, in order, with None for each
+        record it hands back (run `process` for those) and why it handed them back, counted; None
+        when the route has no plan. Same payloads as `process` (tests/unit/test_native_plan.py)."""
         plan = self.native
         if plan is None:
             return None
-        if self.decoder is not None and len(self.decoder.same_as_reader) != self._writer_ids_told:
-            for schema_id in self.decoder.same_as_reader:
+        decoder = self.decoder
+        if decoder is not None and len(decoder.same_as_reader) != self._writer_ids_told:
+            for schema_id in decoder.same_as_reader:
                 plan.add_writer_id(schema_id)
-            self._writer_ids_told = len(self.decoder.same_as_reader)
-        return [None if made is None else Payload(made[0], made[1]) for made in plan.run(values)]
+            self._writer_ids_told = len(decoder.same_as_reader)
+        payloads: list[Payload | None] = []
+        handed_back: Counter[str] = Counter()
+        for made in plan.run(values):
+            if type(made) is tuple:
+                payloads.append(Payload(made[0], made[1]))
+            else:
+                payloads.append(None)
+                handed_back[made] += 1  # type: ignore[index]
+        return payloads, handed_back
 
     # ------------------------------------------------------------------ stages
 

@@ -1,23 +1,31 @@
 """Which core runs: `worker.native` (auto | off), the fallback to the Python pipeline when the extension is
-not built (said once per process), and the values the native stage hands back to Python (counted)."""
+not built (said once per process), and the routes that have no native plan (said, with why)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 import streams.native as native_mod
 from streams.config import WorkerSettings, load_config
-from streams.native import NativeCore, select_core
-from streams.pipeline.identity import IdentityProfile, cached_identifier
+from streams.native import NativeCore, attach_plans, select_core
+from streams.pipeline.transform import RoutePipeline
 from streams.routes import build_pipelines
 from tests.unit.native_support import require_extension
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bridge.yaml"
 ENV = {"ZEOTAP_WRITE_KEY": "k"}
+
+
+def _planned(config: Any) -> dict[str, RoutePipeline]:
+    """The config's pipelines with their native plans, as the worker builds them."""
+    pipelines = build_pipelines(config)
+    attach_plans(pipelines, config.worker.native)
+    return pipelines
 
 
 @pytest.fixture(autouse=True)
@@ -44,11 +52,11 @@ def test_a_missing_extension_runs_the_python_pipeline_and_says_so_once(
     monkeypatch.setattr(native_mod.importlib, "import_module", not_built)
     caplog.set_level(logging.INFO, logger="streams.native")
     config = load_config(EXAMPLE, env=ENV)
-    first = build_pipelines(config)
-    build_pipelines(config)  # a second build (replay, a rebalance) says nothing more
+    first = _planned(config)
+    _planned(config)  # a second build (a rebalance, another worker in the process) says nothing more
     lines = _core_lines(caplog)
     assert len(lines) == 1 and "Python, slower: the native extension is not built" in lines[0]
-    assert all(p._identify is cached_identifier for p in first.values())
+    assert all(p.native is None for p in first.values())
     assert any(p.process(b"\x00", p.route.topic, 0, 1) for p in first.values())  # runs (a rejection)
 
 
@@ -65,16 +73,18 @@ def test_auto_takes_the_native_core_when_built(caplog: pytest.LogCaptureFixture)
     assert isinstance(core, NativeCore) and core.extension is extension
     expected = f"transform core: native (streams._native {extension.__version__}); the Python pipeline handles what it cannot"
     assert _core_lines(caplog) == [expected]
-    pipelines = build_pipelines(load_config(EXAMPLE, env=ENV))
-    assert all(p._identify is not cached_identifier for p in pipelines.values())
+    pipelines = _planned(load_config(EXAMPLE, env=ENV))
+    assert pipelines["purchase_completed"].native is not None
 
 
-def test_what_the_native_stage_cannot_do_falls_back_to_python_and_is_counted() -> None:
-    core = NativeCore(require_extension())
-    profile = IdentityProfile()
-    identify = core.identify_for(profile)
-    assert identify("email", " A@x.com ", profile.key, None) == cached_identifier("email", "a@x.com", profile.key, None)
-    assert core.fallbacks == {}
-    assert identify("email", "Jürgen@x.de", profile.key, None) == cached_identifier("email", "jürgen@x.de", profile.key, None)
-    assert identify("phone", "030 1234567", profile.key, "DE") == cached_identifier("phone", "+49301234567", profile.key, None)
-    assert core.fallbacks == {"email": 1, "phone": 1}
+def test_a_route_without_a_native_form_runs_on_python_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    require_extension()
+    caplog.set_level(logging.INFO, logger="streams.native")
+    pipelines = _planned(load_config(EXAMPLE, env=ENV))
+    assert pipelines["market_offer_assignment"].native is None
+    assert "route market_offer_assignment: Python pipeline (entity: nce)" in _core_lines(caplog)
+    # consent_updated keys its consent by a record field: an operator without a native form
+    assert pipelines["consent_updated"].native is None
+    assert any(line.startswith("route consent_updated: Python pipeline (consent.{consent_type}") for line in _core_lines(caplog))
+    p = pipelines["market_offer_assignment"]
+    assert p.native_payloads([b"x"]) is None  # no plan: the caller runs `process` for every record

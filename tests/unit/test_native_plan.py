@@ -22,8 +22,8 @@ import pytest
 from streams.codec import encode_plain
 from streams.config import load_config
 from streams.dev.samples import EVENTS, SampleFactory
+from streams.native import attach_plans
 from streams.pipeline.identity import sha256_hex
-from streams.pipeline.outcome import Payload
 from streams.pipeline.transform import RoutePipeline
 from streams.routes import build_pipelines
 from tests.unit.native_support import require_extension
@@ -136,8 +136,10 @@ def _records(p: RoutePipeline, n: int, seed: int) -> list[bytes | None]:
 
 
 def _compare(name: str, p: RoutePipeline, values: list[bytes | None]) -> Counter[str]:
-    made = p.native_payloads(values)
-    assert made is not None and len(made) == len(values)
+    result = p.native_payloads(values)
+    assert result is not None
+    made, handed_back = result
+    assert len(made) == len(values) and sum(handed_back.values()) == made.count(None)
     seen: Counter[str] = Counter()
     for offset, (value, native) in enumerate(zip(values, made, strict=True)):
         expected = p.process(value, p.route.topic, 3, offset)
@@ -148,10 +150,17 @@ def _compare(name: str, p: RoutePipeline, values: list[bytes | None]) -> Counter
     return seen
 
 
+def _planned(config: Any) -> dict[str, RoutePipeline]:
+    """The config's pipelines with their native plans, as the worker builds them."""
+    pipelines = build_pipelines(config)
+    attach_plans(pipelines, config.worker.native)
+    return pipelines
+
+
 @pytest.mark.parametrize("config_path", CONFIGS, ids=[f"{p.parent.name}/{p.stem}" for p in CONFIGS])
 def test_every_route_with_a_plan_makes_python_s_payloads(config_path: Path) -> None:
     require_extension()
-    pipelines = build_pipelines(load_config(config_path, env=ENV))
+    pipelines = _planned(load_config(config_path, env=ENV))
     planned = {n: p for n, p in pipelines.items() if p.native is not None}
     for name, p in planned.items():
         seen = _compare(name, p, _records(p, 1500, seed=hash(name) % 1000))
@@ -163,7 +172,7 @@ def test_every_route_with_a_plan_makes_python_s_payloads(config_path: Path) -> N
 def test_the_sample_records_are_made_natively_nearly_all() -> None:
     """Unmutated sample records (the demo's and the benchmark's): the plan makes nearly every payload."""
     require_extension()
-    pipelines = build_pipelines(load_config(ROOT / "examples" / "bridge.yaml", env=ENV))
+    pipelines = _planned(load_config(ROOT / "examples" / "bridge.yaml", env=ENV))
     p = pipelines["purchase_completed"]
     assert p.native is not None and p.decoder is not None
     factory = SampleFactory(5)
@@ -174,14 +183,14 @@ def test_the_sample_records_are_made_natively_nearly_all() -> None:
 
 def test_the_routes_without_a_plan_say_why() -> None:
     require_extension()
-    pipelines = build_pipelines(load_config(ROOT / "examples" / "bridge.yaml", env=ENV))
+    pipelines = _planned(load_config(ROOT / "examples" / "bridge.yaml", env=ENV))
     assert pipelines["market_offer_assignment"].native is None  # entity: nce
     assert pipelines["purchase_completed"].native is not None
 
 
 def test_fuzzed_bytes_never_make_a_payload_python_would_not() -> None:
     require_extension()
-    pipelines = build_pipelines(load_config(ROOT / "examples" / "bridge.yaml", env=ENV))
+    pipelines = _planned(load_config(ROOT / "examples" / "bridge.yaml", env=ENV))
     p = pipelines["purchase_completed"]
     assert p.decoder is not None
     rng = random.Random(99)
