@@ -24,7 +24,7 @@ from streams.errors import DestinationRejected
 from streams.kafka import confluent_conf, connect_admin, max_message_bytes
 from streams.metrics import METRICS
 from streams.native import attach_plans
-from streams.pipeline.outcome import DELIVER, INTERNAL, UNEXPECTED_ERROR, Filtered, Payload, Rejected
+from streams.pipeline.outcome import DELIVER, INTERNAL, UNEXPECTED_ERROR, Filtered, Outcome, Payload, Rejected
 from streams.pipeline.transform import RoutePipeline
 from streams.replay import replay_count_of
 from streams.routes import build_pipelines
@@ -214,14 +214,14 @@ class Bridge:
             async with self._transforming[route]:
                 # the native plan makes the whole batch's payloads in one call (µs per record);
                 # what it hands back (None), and every record without a plan, runs the Python pipeline
-                made = None
+                made: list[Payload | None] | None = None
                 if pipeline.native is not None:
                     made, handed_back = pipeline.native_payloads([m.value() for m in records])  # type: ignore[misc]
                     for why, count in handed_back.items():
                         METRICS.native_handed_back.labels(route, why).inc(count)
                 python_done = 0
                 for i, m in enumerate(records):
-                    out = made[i] if made is not None else None
+                    out: Outcome | None = made[i] if made is not None else None
                     if out is None:
                         try:
                             out = process(m.value(), m.topic(), m.partition(), m.offset())

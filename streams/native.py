@@ -57,7 +57,8 @@ def plan_spec(pipeline: RoutePipeline) -> dict[str, Any]:
     """What the native `Plan` compiles for a route, from its compiled Python pipeline; NoNativeForm
     says why a route cannot have one."""
     route, dest = pipeline.route, pipeline.destination
-    shape = getattr(dest, "native_shape", None)
+    native_shape = getattr(dest, "native_shape", None)
+    shape = native_shape() if native_shape is not None else None
     if shape is None:
         raise NoNativeForm(f"the {dest.name} destination's event has no native form yet")
     if pipeline.nce:
@@ -135,7 +136,7 @@ def query_resolver(profile_key: str) -> Callable[[Sequence[tuple[str | None, ...
             return country_mod.country_from_ip(value)
         if kind == "locale":
             return country_mod.country_from_locale(value)
-        return cached_identifier(kind, value, profile_key, query[2])  # type: ignore[arg-type]
+        return cached_identifier(kind, value, profile_key, query[2])
 
     def resolve(queries: Sequence[tuple[str | None, ...]]) -> list[str | None]:
         return [answer(q) for q in queries]

@@ -183,10 +183,41 @@ struct Field {
     op: Op,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The destination's event (`DestinationAPI.native_shape` says which).
 enum Shape {
     /// `{section: body}` for the non-empty sections (Zeotap)
     Sections,
+    /// `streams.destinations.activation.Activation.payload` + `validate_event`
+    Activation { customer_id: String },
+}
+
+/// The event fields that are not properties (`streams.pipeline.sections.RESERVED_EVENT_KEYS`).
+const RESERVED_EVENT_KEYS: [&str; 3] = ["eventName", "eventId", "eventTimestamp"];
+
+/// True for `YYYY-MM-DDTHH:MM:SS.mmmZ` with a real date and time: the form the plan writes, which
+/// `datetime.fromisoformat` accepts (activation's `is_iso_datetime`); other forms go to Python.
+fn is_iso_millis_z(t: &str) -> bool {
+    let b = t.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[23] != b'Z' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32))
+    };
+    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(s), Some(_ms)) =
+        (num(0..4), num(5..7), num(8..10), num(11..13), num(14..16), num(17..19), num(20..23))
+    else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    y >= 1 && (1..=days).contains(&d) && h < 24 && mi < 60 && s < 60
 }
 
 #[pyclass(frozen, module = "streams._native")]
@@ -745,7 +776,7 @@ impl Plan {
     }
 
     fn write_payload(&self, sections: &[Section<'_>], out: &mut Vec<u8>) -> Result<(), Back> {
-        match self.shape {
+        match &self.shape {
             Shape::Sections => {
                 out.push(b'{');
                 let mut first = true;
@@ -760,6 +791,101 @@ impl Plan {
                 }
                 out.push(b'}');
             }
+            Shape::Activation { customer_id } => self.write_activation(sections, customer_id, out)?,
+        }
+        Ok(())
+    }
+
+    /// Activation's event; anything `validate_event` would refuse (or the plan cannot vouch for)
+    /// goes back to Python, which dead-letters it with its reason.
+    fn write_activation(&self, sections: &[Section<'_>], customer_id: &str, out: &mut Vec<u8>) -> Result<(), Back> {
+        let section = |name: &str| sections.iter().find(|s| s.name == name);
+        fn slot<'s, 'r>(s: Option<&'s Section<'r>>, key: &str) -> Option<&'s Slot<'r>> {
+            s.and_then(|s| s.find(key).map(|i| &s.entries[i].1))
+        }
+        let (event, user) = (section("event"), section("user"));
+        let name = slot(event, "eventName").and_then(|v| v.as_str()).filter(|v| !v.is_empty()).ok_or(Back::Value)?;
+        let cid = slot(user, customer_id).and_then(|v| v.as_str()).filter(|v| !v.is_empty()).ok_or(Back::Value)?;
+        let ts_slot = slot(event, "eventTimestamp").ok_or(Back::Value)?;
+        let ts_ok = match ts_slot {
+            Slot::Text(t) => is_iso_millis_z(t),
+            Slot::Val(Value::Str(t)) => is_iso_millis_z(t),
+            Slot::Owned(j) => j.len() == 26 && j[0] == b'"' && j[25] == b'"' && std::str::from_utf8(&j[1..25]).is_ok_and(is_iso_millis_z),
+            _ => false,
+        };
+        if !ts_ok {
+            return Err(Back::Value);
+        }
+        out.extend_from_slice(b"{\"event\":");
+        json::write_str(out, name);
+        out.extend_from_slice(b",\"timestamp\":");
+        self.write_slot(ts_slot, out)?;
+        out.extend_from_slice(b",\"customer_id\":");
+        json::write_str(out, cid);
+        out.extend_from_slice(b",\"event_id\":");
+        self.write_slot(slot(event, "eventId").ok_or(Back::EventId)?, out)?;
+        out.extend_from_slice(b",\"properties\":{");
+        let mut keys: Vec<&str> = Vec::new();
+        let mut first = true;
+        let mut sep = |out: &mut Vec<u8>| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+        };
+        if let Some(e) = event {
+            for (k, v) in e.entries.iter().filter(|(k, v)| !matches!(v, Slot::Gone) && !RESERVED_EVENT_KEYS.contains(&k.as_ref())) {
+                sep(out);
+                json::write_str(out, k);
+                out.push(b':');
+                self.write_slot(v, out)?;
+                keys.push(k);
+            }
+        }
+        // props.setdefault("identifiers", user without the customer_id), then page, device, consent
+        let identifiers = user.filter(|u| u.entries.iter().any(|(k, v)| !matches!(v, Slot::Gone) && k != customer_id));
+        if let Some(u) = identifiers {
+            if !keys.contains(&"identifiers") {
+                sep(out);
+                out.extend_from_slice(b"\"identifiers\":{");
+                let mut inner = true;
+                for (k, v) in u.entries.iter().filter(|(k, v)| !matches!(v, Slot::Gone) && k != customer_id) {
+                    if !inner {
+                        out.push(b',');
+                    }
+                    inner = false;
+                    json::write_str(out, k);
+                    out.push(b':');
+                    self.write_slot(v, out)?;
+                }
+                out.push(b'}');
+                keys.push("identifiers");
+            }
+        }
+        for extra in ["page", "device", "consent"] {
+            if let Some(s) = section(extra).filter(|s| s.live()) {
+                if !keys.contains(&extra) {
+                    sep(out);
+                    json::write_str(out, extra);
+                    out.push(b':');
+                    self.write_section(s, out)?;
+                    keys.push(extra);
+                }
+            }
+        }
+        out.extend_from_slice(b"}}");
+        Ok(())
+    }
+
+    fn write_slot(&self, slot: &Slot<'_>, out: &mut Vec<u8>) -> Result<(), Back> {
+        match slot {
+            Slot::Val(v) => json::write_value(out, v, self.ts).map_err(|_| Back::Value)?,
+            Slot::Json(j) => out.extend_from_slice(j),
+            Slot::Owned(j) => out.extend_from_slice(j),
+            Slot::Text(t) => json::write_str(out, t),
+            Slot::Bool(true) => out.extend_from_slice(b"true"),
+            Slot::Bool(false) => out.extend_from_slice(b"false"),
+            Slot::Gone => return Err(Back::Value),
         }
         Ok(())
     }
@@ -767,25 +893,14 @@ impl Plan {
     fn write_section(&self, s: &Section<'_>, out: &mut Vec<u8>) -> Result<(), Back> {
         out.push(b'{');
         let mut first = true;
-        for (k, slot) in &s.entries {
-            if matches!(slot, Slot::Gone) {
-                continue;
-            }
+        for (k, slot) in s.entries.iter().filter(|(_, v)| !matches!(v, Slot::Gone)) {
             if !first {
                 out.push(b',');
             }
             first = false;
             json::write_str(out, k);
             out.push(b':');
-            match slot {
-                Slot::Val(v) => json::write_value(out, v, self.ts).map_err(|_| Back::Value)?,
-                Slot::Json(j) => out.extend_from_slice(j),
-                Slot::Owned(j) => out.extend_from_slice(j),
-                Slot::Text(t) => json::write_str(out, t),
-                Slot::Bool(true) => out.extend_from_slice(b"true"),
-                Slot::Bool(false) => out.extend_from_slice(b"false"),
-                Slot::Gone => {}
-            }
+            self.write_slot(slot, out)?;
         }
         out.push(b'}');
         Ok(())
@@ -918,8 +1033,10 @@ impl Plan {
         let sources: Vec<Option<Path>> = get::<Vec<Option<Vec<String>>>>(spec, "country_sources")?.into_iter().map(|p| p.map(Path::new)).collect();
         let country_sources: [Option<Path>; 4] =
             sources.try_into().map_err(|_| err("country_sources: four paths (field, phone, ip, locale)".into()))?;
-        let shape = match get::<String>(spec, "shape")?.as_str() {
+        let shape_spec: Bound<'_, PyDict> = get(spec, "shape")?;
+        let shape = match get::<String>(&shape_spec, "kind")?.as_str() {
             "sections" => Shape::Sections,
+            "activation" => Shape::Activation { customer_id: get(&shape_spec, "customer_id")? },
             other => return Err(err(format!("no native form of the destination's event ({other})"))),
         };
         Ok(Plan {

@@ -66,9 +66,6 @@ class DestinationAPI(abc.ABC):
     required_fields: ClassVar[tuple[str, ...]] = ()
     # why `auth_probe` has no request to offer, shown by `check` (empty: the API can be probed)
     unprobed_because: ClassVar[str] = ""
-    # the shape of `payload` the native core writes itself (streams.native, docs/native.md):
-    # "sections" = the record's non-empty sections as they are; None = none (the Python pipeline)
-    native_shape: ClassVar[str | None] = None
 
     def __init__(self, name: str, settings: DestinationSettings) -> None:
         self.name = name
@@ -78,6 +75,11 @@ class DestinationAPI(abc.ABC):
     @abc.abstractmethod
     def payload(self, sections: dict[str, dict[str, Any]], nce: bool) -> dict[str, Any]:
         """The API's event for a record's canonical sections (`streams.pipeline.sections`)."""
+
+    def native_shape(self) -> dict[str, Any] | None:
+        """What `payload` does, for the native core to write the same event itself (streams.native,
+        docs/native.md); None: it has no native form, the route runs on the Python pipeline."""
+        return None
 
     def missing_fields(self, event: Mapping[str, Any]) -> list[str]:
         """The `required_fields` the event lacks or leaves empty."""

@@ -95,12 +95,13 @@ class Zeotap(DestinationAPI):
         }
         self._gzip_headers = {**self._headers, "Content-Encoding": "gzip"}
 
-    native_shape = "sections"  # `payload` below: the non-empty sections as they are
-
     def payload(self, sections: dict[str, dict[str, Any]], nce: bool) -> dict[str, Any]:
         if nce:
             return {"event": sections.get("event", {})}
         return {name: body for name, body in sections.items() if body}
+
+    def native_shape(self) -> dict[str, Any]:
+        return {"kind": "sections"}  # `payload`: the non-empty sections as they are (nce routes have no plan)
 
     def batch_body(self, events: Sequence[bytes]) -> bytes:
         if not self.batched:
