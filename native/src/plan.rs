@@ -189,6 +189,70 @@ enum Shape {
     Sections,
     /// `streams.destinations.activation.Activation.payload` + `validate_event`
     Activation { customer_id: String },
+    /// `streams.destinations.audiohook.Audiohook.payload` + `missing_fields` + `check_event`
+    Audiohook { visitor_from: String, require_visitor_id: bool },
+}
+
+/// Audiohook's `_PAGE` and `_DEVICE`: section key -> event field.
+const AUDIOHOOK_PAGE: [(&str, &str); 2] = [("url", "url"), ("referrer", "referrer")];
+const AUDIOHOOK_DEVICE: [(&str, &str); 3] = [("ipAddress", "ip_address"), ("userAgent", "user_agent"), ("sessionId", "session_id")];
+
+/// `SHA256_HEX.fullmatch`: 64 lower-case hex digits.
+fn is_sha256_lower(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `_DIGEST_KEY.search(key)` for an ASCII key (the caller hands non-ASCII keys to Python: the
+/// pattern ignores case the Unicode way, where 'ſ' is an 's').
+fn is_digest_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("sha256") || k.contains("sha-256") || k.contains("email") || k.contains("e-mail") || k.contains("phone")
+}
+
+/// Whether Audiohook's `check_event` certainly passes a string leaf: a digest key needs a digest,
+/// and any '@' might be an address (Python decides those).
+fn audiohook_str_ok(key: &str, s: &str) -> bool {
+    if is_digest_key(key) {
+        is_sha256_lower(s)
+    } else {
+        !s.contains('@')
+    }
+}
+
+/// `check_event`'s leaf rules over a decoded value as the sections hold it (`_json_value`'d).
+fn audiohook_value_ok(key: &str, v: &Value<'_>) -> bool {
+    match v {
+        Value::Null | Value::Bool(_) => true,
+        Value::Int(_) | Value::Float(_) => !is_digest_key(key),
+        Value::Str(s) | Value::Enum(s) => audiohook_str_ok(key, s),
+        // hex of 32 bytes is a digest; other hex, uuids, dates and times hold no '@'
+        Value::Bytes(b) => !is_digest_key(key) || b.len() == 32,
+        Value::Uuid(_) | Value::Timestamp(_) | Value::Date(_) | Value::Time(_) => !is_digest_key(key),
+        Value::Record(shape, values) => {
+            shape.fields.iter().zip(values).all(|(k, x)| k.is_ascii() && audiohook_value_ok(k, x))
+        }
+        Value::Map(entries) => entries.iter().all(|(k, x)| k.is_ascii() && audiohook_value_ok(k, x)),
+        Value::Array(items) => items.iter().all(|x| audiohook_value_ok(key, x)),
+    }
+}
+
+fn audiohook_slot_ok(key: &str, slot: &Slot<'_>) -> bool {
+    if !key.is_ascii() {
+        return false;
+    }
+    match slot {
+        Slot::Val(v) => audiohook_value_ok(key, v),
+        Slot::Text(t) => audiohook_str_ok(key, t),
+        Slot::Bool(_) | Slot::Gone => true,
+        // a constant or a coerced value: a scalar without '@' under a key that is not a digest's
+        Slot::Json(j) => !is_digest_key(key) && !j.contains(&b'@') && !matches!(j.first(), Some(b'{') | Some(b'[')),
+        Slot::Owned(j) => !is_digest_key(key) && !j.contains(&b'@'),
+    }
+}
+
+/// A truthy `str` in Python's eyes, the plan's way: a non-empty string (other truthy values go to Python).
+fn nonempty_str<'s>(slot: Option<&'s Slot<'_>>) -> Option<&'s str> {
+    slot.and_then(|v| v.as_str()).filter(|v| !v.is_empty())
 }
 
 /// The event fields that are not properties (`streams.pipeline.sections.RESERVED_EVENT_KEYS`).
@@ -792,7 +856,137 @@ impl Plan {
                 out.push(b'}');
             }
             Shape::Activation { customer_id } => self.write_activation(sections, customer_id, out)?,
+            Shape::Audiohook { visitor_from, require_visitor_id } => {
+                self.write_audiohook(sections, visitor_from, *require_visitor_id, out)?
+            }
         }
+        Ok(())
+    }
+
+    /// Audiohook's event, in `payload`'s key order; whatever `missing_fields` or `check_event` might
+    /// refuse goes back to Python, which dead-letters it with its reason.
+    fn write_audiohook<'s, 'r>(
+        &'s self,
+        sections: &'s [Section<'r>],
+        visitor_from: &'s str,
+        require_visitor: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Back> {
+        enum Piece<'s, 'r> {
+            Slot(&'s Slot<'r>),
+            Str(&'s str),
+            Props,
+        }
+        let section = |name: &str| -> Option<&'s Section<'r>> { sections.iter().find(|s| s.name == name) };
+        fn slot<'a, 'b>(s: Option<&'a Section<'b>>, key: &str) -> Option<&'a Slot<'b>> {
+            s.and_then(|s| s.find(key).map(|i| &s.entries[i].1))
+        }
+        fn set<'a, 'b>(fields: &mut Vec<(&'a str, Piece<'a, 'b>)>, key: &'a str, piece: Piece<'a, 'b>) {
+            match fields.iter().position(|(k, _)| *k == key) {
+                Some(i) => fields[i].1 = piece,
+                None => fields.push((key, piece)),
+            }
+        }
+        let (event, user, page, device) = (section("event"), section("user"), section("page"), section("device"));
+        let mut fields: Vec<(&'s str, Piece<'s, 'r>)> = Vec::with_capacity(16);
+        // event_name and timestamp: required, non-empty strings; the timestamp in the document's form
+        let name = slot(event, "eventName").ok_or(Back::Value)?;
+        let ts = slot(event, "eventTimestamp").ok_or(Back::Value)?;
+        if nonempty_str(Some(name)).is_none() || !ts.as_str().is_some_and(is_iso_millis_z) {
+            return Err(Back::Value);
+        }
+        set(&mut fields, "event_name", Piece::Slot(name));
+        set(&mut fields, "timestamp", Piece::Slot(ts));
+        if let Some(id) = slot(event, "eventId") {
+            set(&mut fields, "event_id", Piece::Slot(id));
+        }
+        let visitor = match slot(user, visitor_from) {
+            Some(Slot::Text(t)) if text::is_latin(t) => Some(text::py_strip(t)).filter(|v| !v.is_empty()),
+            Some(Slot::Val(Value::Str(t))) if text::is_latin(t) => Some(text::py_strip(t)).filter(|v| !v.is_empty()),
+            None | Some(Slot::Gone) => None,
+            Some(_) => return Err(Back::Value), // str() of something else: Python
+        };
+        match visitor {
+            Some(v) => set(&mut fields, "visitor_id", Piece::Str(v)),
+            None if require_visitor => return Err(Back::Value),
+            None => {}
+        }
+        for (section_slots, pairs) in [(page, &AUDIOHOOK_PAGE[..]), (device, &AUDIOHOOK_DEVICE[..])] {
+            for (src, dst) in pairs {
+                if let Some(v) = slot(section_slots, src) {
+                    set(&mut fields, dst, Piece::Slot(v));
+                }
+            }
+        }
+        if let Some(v) = slot(user, "anonymousId") {
+            set(&mut fields, "persistent_anonymous_user_id", Piece::Slot(v));
+        }
+        if let Some(u) = user {
+            for (k, v) in u.entries.iter().filter(|(_, v)| !matches!(v, Slot::Gone)) {
+                if k == "anonymousId" || k == visitor_from {
+                    continue;
+                }
+                // an identifier that is not a digest: UnhashedIdentifier, Python's to raise
+                if k != "country" && !v.as_str().is_some_and(is_sha256_lower) {
+                    return Err(Back::Value);
+                }
+                set(&mut fields, k, Piece::Slot(v));
+            }
+        }
+        let props: Vec<&'s (Cow<'r, str>, Slot<'r>)> = event
+            .map(|e| e.entries.iter().filter(|(k, v)| !matches!(v, Slot::Gone) && !RESERVED_EVENT_KEYS.contains(&k.as_ref())).collect())
+            .unwrap_or_default();
+        if !props.is_empty() {
+            set(&mut fields, "event_payload", Piece::Props);
+        }
+        // missing_fields: required and truthy (a non-empty string, the plan's way)
+        for required in ["ip_address", "user_agent", "event_name", "timestamp"] {
+            let ok = match fields.iter().find(|(k, _)| *k == required).map(|(_, p)| p) {
+                Some(Piece::Slot(v)) => nonempty_str(Some(v)).is_some(),
+                Some(Piece::Str(v)) => !v.is_empty(),
+                _ => false,
+            };
+            if !ok {
+                return Err(Back::Value);
+            }
+        }
+        // check_event's leaves (user_agent at the top is taken as it is)
+        for (k, piece) in &fields {
+            let ok = match piece {
+                _ if *k == "user_agent" => true,
+                Piece::Slot(v) => audiohook_slot_ok(k, v),
+                Piece::Str(v) => audiohook_str_ok(k, v),
+                Piece::Props => props.iter().all(|(pk, pv)| audiohook_slot_ok(pk, pv)),
+            };
+            if !ok {
+                return Err(Back::Value);
+            }
+        }
+        out.push(b'{');
+        for (i, (k, piece)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::write_str(out, k);
+            out.push(b':');
+            match piece {
+                Piece::Slot(v) => self.write_slot(v, out)?,
+                Piece::Str(v) => json::write_str(out, v),
+                Piece::Props => {
+                    out.push(b'{');
+                    for (j, (pk, pv)) in props.iter().enumerate() {
+                        if j > 0 {
+                            out.push(b',');
+                        }
+                        json::write_str(out, pk);
+                        out.push(b':');
+                        self.write_slot(pv, out)?;
+                    }
+                    out.push(b'}');
+                }
+            }
+        }
+        out.push(b'}');
         Ok(())
     }
 
@@ -1037,6 +1231,10 @@ impl Plan {
         let shape = match get::<String>(&shape_spec, "kind")?.as_str() {
             "sections" => Shape::Sections,
             "activation" => Shape::Activation { customer_id: get(&shape_spec, "customer_id")? },
+            "audiohook" => Shape::Audiohook {
+                visitor_from: get(&shape_spec, "visitor_from")?,
+                require_visitor_id: get(&shape_spec, "require_visitor_id")?,
+            },
             other => return Err(err(format!("no native form of the destination's event ({other})"))),
         };
         Ok(Plan {

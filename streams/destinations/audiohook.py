@@ -140,6 +140,10 @@ class Audiohook(DestinationAPI):
         check_event(out)
         return out
 
+    def native_shape(self) -> dict[str, Any]:
+        # `payload`, `missing_fields` and `check_event`; the native core hands back every event they might refuse
+        return {"kind": "audiohook", "visitor_from": self._visitor_from, "require_visitor_id": "visitor_id" in self._required}
+
     def missing_fields(self, event: Mapping[str, Any]) -> list[str]:
         """The required fields (with `visitor_id` unless `require_visitor_id: false`) the event lacks."""
         return [f for f in self._required if not event.get(f)]
