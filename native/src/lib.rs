@@ -137,5 +137,6 @@ impl IdentityPlan {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<IdentityPlan>()?;
+    m.add_class::<phone::PhoneTables>()?;
     Ok(())
 }
