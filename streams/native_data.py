@@ -78,7 +78,7 @@ def _number_descs(metadata: PhoneMetadata) -> list[dict[str, Any]]:
     names = ["general_desc", *_TYPES]
     if not metadata.same_mobile_and_fixed_line_pattern:
         names.append("mobile")
-    descs = []
+    descs: list[dict[str, Any]] = []
     for name in names:
         desc = getattr(metadata, name)
         if desc is None:

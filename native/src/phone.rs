@@ -55,7 +55,7 @@ impl Pattern {
         }
     }
 
-    fn compiled<'a>(cell: &'a OnceLock<Option<Regex>>, wrap: impl FnOnce() -> String) -> Step<&'a Regex> {
+    fn compiled(cell: &OnceLock<Option<Regex>>, wrap: impl FnOnce() -> String) -> Step<&Regex> {
         // Inputs are ASCII digits, where Unicode `\d` and ASCII `\d` agree: the smaller byte regex.
         cell.get_or_init(|| RegexBuilder::new(&wrap()).unicode(false).build().ok())
             .as_ref()
@@ -86,6 +86,12 @@ impl Pattern {
             // An empty match counts when a group took part: only captures can tell.
             Some(_) => re.captures(s).is_some_and(|c| c.iter().skip(1).any(|g| g.is_some())),
         })
+    }
+
+    /// Whether both anchorings compile in Rust (they are otherwise compiled on first use).
+    fn compiles(&self) -> bool {
+        self.literal
+            || (self.at_start().is_ok() && Self::compiled(&self.whole, || format!("^(?:{})$", self.source)).is_ok())
     }
 
     /// `re.fullmatch(pattern, s) is not None`.
@@ -544,6 +550,26 @@ impl PhoneTables {
         Ok(Some(Some(number)))
     }
 
+    /// Every pattern in the tables.
+    fn patterns(&self) -> Vec<&Pattern> {
+        let mut out: Vec<&Pattern> = Vec::new();
+        for code in self.codes.iter().flatten() {
+            out.extend(code.fast.iter().flat_map(|f| &f.national_prefix));
+        }
+        for slot in &self.regions {
+            let RegionSlot::Known(region) = slot else { continue };
+            out.extend(&region.idd);
+            if let Some(national) = &region.national {
+                out.extend(national.national_prefix.iter().chain(&national.viable));
+            }
+            if let Some(kinds) = &region.kinds {
+                out.extend(&kinds.leading_digits);
+                out.extend(kinds.descs.iter().flat_map(|d| &d.pattern));
+            }
+        }
+        out
+    }
+
     fn region_steps(&self, number: &str) -> Step<Option<&str>> {
         let b = number.as_bytes();
         if b.len() < 2 || b[0] != b'+' || !(b'1'..=b'9').contains(&b[1]) || !b[2..].iter().all(u8::is_ascii_digit) {
@@ -635,6 +661,16 @@ impl PhoneTables {
     #[pyo3(name = "e164", signature = (value, region))]
     fn py_e164<'py>(&self, py: Python<'py>, value: &str, region: Option<&str>) -> Bound<'py, PyAny> {
         to_py(py, self.e164(value, region))
+    }
+
+    /// The patterns the regex crate does not compile (their users go to Python); compiles all.
+    fn uncompilable_patterns(&self) -> Vec<String> {
+        self.patterns().into_iter().filter(|p| !p.compiles()).map(|p| p.source.to_string()).collect()
+    }
+
+    /// How many patterns the tables hold.
+    fn pattern_count(&self) -> usize {
+        self.patterns().len()
     }
 
     /// `region_of_e164(number)`: str, None, or False when Python decides.
