@@ -9,6 +9,7 @@ back cannot pass.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -30,9 +31,19 @@ PY_SPACE = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
 Case = tuple[str, str | None]
 
 
+def _phone_tables_class() -> Any:
+    extension = require_extension()
+    if not hasattr(extension, "PhoneTables"):  # a build from before the phone core
+        reason = "streams._native predates PhoneTables: rebuild it (pip install -e .)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return extension.PhoneTables
+
+
 @pytest.fixture(scope="module")
 def tables() -> Any:
-    return require_extension().PhoneTables(native_data.phone_tables())
+    return _phone_tables_class()(native_data.phone_tables())
 
 
 class NeedsParser(Exception):
@@ -283,7 +294,7 @@ def test_a_pattern_rust_does_not_compile_or_a_missing_entry_hands_back() -> None
     data["regions"]["GB"] = None
     data["regions"]["AU"]["idd"] = "00{"
     data["regions"]["GG"] = None  # a region under +44 that region_code_for_number may reach
-    tables = require_extension().PhoneTables(data)
+    tables = _phone_tables_class()(data)
     assert tables.e164("+4930123456", None) is False
     assert tables.e164("+33 1 23 45 67 89", "DE") is False
     assert tables.e164("07700 900123", "GB") is False
@@ -363,3 +374,18 @@ def test_sample_factory_phones(tables: Any) -> None:
     assert without.mismatches == []
     count, decided, mismatches = _regions_of(tables, sorted(run.numbers | without.numbers))
     assert mismatches == [] and decided == count
+
+
+def test_region_of_odd_numbers(tables: Any) -> None:
+    """Not e164 results: decided only where the reference answers (and then the same), else handed back."""
+    for number in ["+", "+0", "+01234", "+49", "+490", "+4930123456 ", " +4930123456", "+49a", "abc", "", "+999123", "+2"]:
+        got = tables.region_of_e164(number)
+        try:
+            want: object = phone.region_of_e164(number)
+        except (ValueError, IndexError):
+            want = False
+        assert got is False or got == want, number
+    assert tables.region_of_e164("+490") == "DE"
+    assert tables.region_of_e164("+999123") is None
+    assert tables.region_of_e164("+80012345678") is None  # non-geographic
+    assert tables.region_of_e164("+1999") is None  # possible, valid nowhere under a shared code
