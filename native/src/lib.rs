@@ -23,5 +23,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<plan::Plan>()?;
     m.add_class::<plan::Tables>()?;
+    m.add_class::<phone::PhoneTables>()?;
     Ok(())
 }
