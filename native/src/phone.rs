@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyString};
 use regex::bytes::{Regex, RegexBuilder};
 
-use crate::{is_py_space, trim};
+use crate::text::{is_py_space, py_strip as trim};
 
 /// A decision the native code made, or "Python decides" (the reference computes it).
 #[derive(Debug, Clone, PartialEq, Eq)]
