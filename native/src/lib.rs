@@ -137,5 +137,11 @@ impl IdentityPlan {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<IdentityPlan>()?;
+    m.add_function(wrap_pyfunction!(avro::_avro_json, m)?)?;
+    m.add_function(wrap_pyfunction!(avro::_avro_json_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(avro::_avro_decode_count, m)?)?;
+    m.add_function(wrap_pyfunction!(json::_json_float, m)?)?;
+    m.add_function(wrap_pyfunction!(json::_json_str, m)?)?;
+    m.add_function(wrap_pyfunction!(json::_json_timestamp, m)?)?;
     Ok(())
 }
