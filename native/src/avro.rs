@@ -122,7 +122,7 @@ impl Compiler {
         } else {
             (String::new(), name.to_owned())
         };
-        if self.defined.iter().any(|d| *d == names.1) {
+        if self.defined.contains(&names.1) {
             return Err(format!("redefined named type {}", names.1));
         }
         Ok(names)
@@ -311,7 +311,13 @@ impl<'a> Reader<'a> {
 
     #[inline]
     fn str(&mut self) -> Result<&'a str, NotDecoded> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| NotDecoded)
+        let b = self.bytes()?;
+        // most text is ASCII: a word-at-a-time check is far cheaper than full validation per call
+        if b.is_ascii() {
+            // SAFETY: ASCII is valid UTF-8
+            return Ok(unsafe { std::str::from_utf8_unchecked(b) });
+        }
+        std::str::from_utf8(b).map_err(|_| NotDecoded)
     }
 
     /// The item count of the next array/map block (0: the end), refused when the remaining bytes
@@ -424,7 +430,12 @@ impl Schema {
         }
     }
 
-    fn read<'a>(&'a self, node: usize, r: &mut Reader<'a>) -> Result<Value<'a>, NotDecoded> {
+    fn read<'a>(&'a self, mut node: usize, r: &mut Reader<'a>) -> Result<Value<'a>, NotDecoded> {
+        // a union only picks the node to read: followed here rather than by a recursive call
+        while let Node::Union(branches) = &self.nodes[node] {
+            let i = r.long()?;
+            node = *usize::try_from(i).ok().and_then(|i| branches.get(i)).ok_or(NotDecoded)?;
+        }
         Ok(match &self.nodes[node] {
             Node::Null => Value::Null,
             Node::Boolean => Value::Bool(r.byte()? != 0),
@@ -498,11 +509,7 @@ impl Schema {
                 }
                 Value::Map(entries)
             }
-            Node::Union(branches) => {
-                let i = r.long()?;
-                let branch = usize::try_from(i).ok().and_then(|i| branches.get(i)).ok_or(NotDecoded)?;
-                self.read(*branch, r)?
-            }
+            Node::Union(_) => unreachable!("unions are followed above"),
             Node::Record { shape, fields } => {
                 let mut values = Vec::with_capacity(fields.len());
                 for f in fields {
