@@ -24,5 +24,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<plan::Plan>()?;
     m.add_class::<plan::Tables>()?;
     m.add_class::<phone::PhoneTables>()?;
+    // test hooks of the decoder and the writer (tests/unit/test_native_avro.py)
+    m.add_function(wrap_pyfunction!(avro::_avro_json, m)?)?;
+    m.add_function(wrap_pyfunction!(avro::_avro_json_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(avro::_avro_decode_count, m)?)?;
+    m.add_function(wrap_pyfunction!(json::_json_float, m)?)?;
+    m.add_function(wrap_pyfunction!(json::_json_str, m)?)?;
+    m.add_function(wrap_pyfunction!(json::_json_timestamp, m)?)?;
     Ok(())
 }

@@ -193,6 +193,16 @@ enum Shape {
     Audiohook { visitor_from: String, require_visitor_id: bool },
 }
 
+/// A slot holding a `YYYY-MM-DDTHH:MM:SS.mmmZ` string (as text, or as the JSON a coercion wrote).
+fn slot_is_iso_millis_z(slot: &Slot<'_>) -> bool {
+    match slot {
+        Slot::Text(t) => is_iso_millis_z(t),
+        Slot::Val(Value::Str(t)) => is_iso_millis_z(t),
+        Slot::Owned(j) => j.len() == 26 && j[0] == b'"' && j[25] == b'"' && std::str::from_utf8(&j[1..25]).is_ok_and(is_iso_millis_z),
+        _ => false,
+    }
+}
+
 /// Audiohook's `_PAGE` and `_DEVICE`: section key -> event field.
 const AUDIOHOOK_PAGE: [(&str, &str); 2] = [("url", "url"), ("referrer", "referrer")];
 const AUDIOHOOK_DEVICE: [(&str, &str); 3] = [("ipAddress", "ip_address"), ("userAgent", "user_agent"), ("sessionId", "session_id")];
@@ -892,7 +902,7 @@ impl Plan {
         // event_name and timestamp: required, non-empty strings; the timestamp in the document's form
         let name = slot(event, "eventName").ok_or(Back::Value)?;
         let ts = slot(event, "eventTimestamp").ok_or(Back::Value)?;
-        if nonempty_str(Some(name)).is_none() || !ts.as_str().is_some_and(is_iso_millis_z) {
+        if nonempty_str(Some(name)).is_none() || !slot_is_iso_millis_z(ts) {
             return Err(Back::Value);
         }
         set(&mut fields, "event_name", Piece::Slot(name));
@@ -942,6 +952,8 @@ impl Plan {
         // missing_fields: required and truthy (a non-empty string, the plan's way)
         for required in ["ip_address", "user_agent", "event_name", "timestamp"] {
             let ok = match fields.iter().find(|(k, _)| *k == required).map(|(_, p)| p) {
+                // (a coerced string is JSON text: `"..."` with something inside)
+                Some(Piece::Slot(Slot::Owned(j))) => j.len() > 2 && j[0] == b'"',
                 Some(Piece::Slot(v)) => nonempty_str(Some(v)).is_some(),
                 Some(Piece::Str(v)) => !v.is_empty(),
                 _ => false,
@@ -1001,13 +1013,7 @@ impl Plan {
         let name = slot(event, "eventName").and_then(|v| v.as_str()).filter(|v| !v.is_empty()).ok_or(Back::Value)?;
         let cid = slot(user, customer_id).and_then(|v| v.as_str()).filter(|v| !v.is_empty()).ok_or(Back::Value)?;
         let ts_slot = slot(event, "eventTimestamp").ok_or(Back::Value)?;
-        let ts_ok = match ts_slot {
-            Slot::Text(t) => is_iso_millis_z(t),
-            Slot::Val(Value::Str(t)) => is_iso_millis_z(t),
-            Slot::Owned(j) => j.len() == 26 && j[0] == b'"' && j[25] == b'"' && std::str::from_utf8(&j[1..25]).is_ok_and(is_iso_millis_z),
-            _ => false,
-        };
-        if !ts_ok {
+        if !slot_is_iso_millis_z(ts_slot) {
             return Err(Back::Value);
         }
         out.extend_from_slice(b"{\"event\":");
@@ -1113,9 +1119,9 @@ fn coerce<'r>(v: &'r Value<'r>, how: &Coerce, ts: TsFormat) -> Result<Slot<'r>, 
             let us = ms.checked_mul(1000).ok_or(Back::Value)?;
             json::write_timestamp(&mut buf, us, ts).map_err(|_| Back::Value)?
         }
-        (Coerce::Date, Value::Date(days)) => json::write_date(&mut buf, *days as i64).map_err(|_| Back::Value)?,
-        (Coerce::Date, Value::Int(days)) => json::write_date(&mut buf, *days).map_err(|_| Back::Value)?,
-        (Coerce::Date, Value::Timestamp(us)) => json::write_date(&mut buf, us.div_euclid(86_400_000_000)).map_err(|_| Back::Value)?,
+        (Coerce::Date, Value::Date(days)) => json::write_date(&mut buf, *days).map_err(|_| Back::Value)?,
+        (Coerce::Date, Value::Int(days)) => json::write_date(&mut buf, i32::try_from(*days).map_err(|_| Back::Value)?).map_err(|_| Back::Value)?,
+        (Coerce::Date, Value::Timestamp(us)) => json::write_date(&mut buf, i32::try_from(us.div_euclid(86_400_000_000)).map_err(|_| Back::Value)?).map_err(|_| Back::Value)?,
         (Coerce::Str, Value::Str(s)) | (Coerce::Str, Value::Enum(s)) => return Ok(Slot::Text(Cow::Borrowed(s))),
         (Coerce::Str, Value::Uuid(s)) => return Ok(Slot::Text(Cow::Borrowed(s.as_str()))),
         (Coerce::Str, Value::Int(i)) => return Ok(Slot::Text(Cow::Owned(i.to_string()))),

@@ -35,7 +35,8 @@ pub enum Value<'a> {
     /// A record: its shape (field names, in schema order) and one value per field.
     Record(&'a RecordShape, Vec<Value<'a>>),
     Array(Vec<Value<'a>>),
-    /// A map's entries in wire order (a key seen twice: Python keeps the first position, last value).
+    /// A map's entries in wire order, each key once: the decoder gives a key seen twice its first
+    /// position and its last value, as a Python dict does.
     Map(Vec<(&'a str, Value<'a>)>),
     /// `timestamp-millis`/`-micros` and `local-timestamp-*`: microseconds since the epoch (a Python
     /// `datetime`; years 1..=9999 only, the decoder refuses others as Python does).

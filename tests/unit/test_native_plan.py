@@ -10,8 +10,11 @@ locales, empty strings), and malformed bytes (truncated, corrupted, extended).""
 
 from __future__ import annotations
 
+import contextlib
 import random
+import re
 import string
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,8 @@ ENV = {
     "AUDIOHOOK_PIXEL_ID": "p",
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
     "POD_NAME": "w-0",
+    "KAFKA_USERNAME": "u",
+    "KAFKA_PASSWORD": "p",
 }
 
 SPACES = [" ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1f", "\x85", "\u00a0", "\u200b", "\ufeff", "\u3000", "\u2003"]
@@ -69,6 +74,14 @@ IPS = ["85.214.132.117", "8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8", "1
        "not an ip", " 81.2.69.160 ", "2a01:238:4200::1", "::1", "0.0.0.0", "1.1.1.1"]  # fmt: skip
 LOCALES = ["de-DE", "de_AT", "pt_BR.UTF-8", "sr_RS@latin", "zh-Hant-TW", "es-724", "es-419", "fr", "C", "de-CH,de;q=0.9",
            "en-x-foo", "EN-gb", "ca-ES-valencia", "xx-YY", "de-DÉ", ""]  # fmt: skip
+
+
+def _env_for(path: Path) -> dict[str, str]:
+    """A value for every variable the config requires (a URL where the name says one)."""
+    env = dict(ENV)
+    for name in re.findall(r"\$\{([A-Z0-9_]+)\}", path.read_text()):
+        env.setdefault(name, "http://127.0.0.1:1" if name.endswith("_URL") else "4" if "MAX" in name else "x")
+    return env
 
 
 def _nasty(field: str, rng: random.Random) -> str:
@@ -120,11 +133,13 @@ def _records(p: RoutePipeline, n: int, seed: int) -> list[bytes | None]:
     out: list[bytes | None] = [None]
     for i in range(n):
         record = factory.record(event, **variants[i % len(variants)])
-        if i % 3 == 1:
-            record = _mutate(record, rng)
         if i % 7 == 3 and "event_id" in record:
             record["event_id"] = rng.choice(["", " ", "é"])
         data = encode_plain(p.decoder.reader, record)
+        if i % 3 == 1:
+            # (a string put in an enum field does not encode: the record stays as it was)
+            with contextlib.suppress(ValueError):
+                data = encode_plain(p.decoder.reader, _mutate(record, rng))
         if i % 23 == 5:
             data = data[: rng.randrange(len(data))]
         elif i % 23 == 11:
@@ -158,12 +173,16 @@ def _planned(config: Any) -> dict[str, RoutePipeline]:
 
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=[f"{p.parent.name}/{p.stem}" for p in CONFIGS])
-def test_every_route_with_a_plan_makes_python_s_payloads(config_path: Path) -> None:
+def test_every_route_with_a_plan_makes_python_s_payloads(config_path: Path, tmp_path: Path) -> None:
     require_extension()
-    pipelines = _planned(load_config(config_path, env=ENV))
+    if config_path.parent.name == "base":  # the image's /app/avro_schemas is the repository's here
+        text = config_path.read_text().replace("/app/avro_schemas/", f"{ROOT}/avro_schemas/")
+        (tmp_path / config_path.name).write_text(text)
+        config_path = tmp_path / config_path.name
+    pipelines = _planned(load_config(config_path, env=_env_for(config_path)))
     planned = {n: p for n, p in pipelines.items() if p.native is not None}
     for name, p in planned.items():
-        seen = _compare(name, p, _records(p, 1500, seed=hash(name) % 1000))
+        seen = _compare(name, p, _records(p, 1500, seed=zlib.crc32(name.encode()) % 1000))
         # the plan did the bulk of the work (the test cannot pass by handing everything back)
         assert seen["native"] >= 0.6 * seen["Payload"], (name, seen)
         assert {"Payload", "Rejected", "Filtered"} <= set(seen), (name, seen)
