@@ -473,8 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.machine(),
         "outcomes": outcomes,
         **fx.distinct,
-        "native": None if fx.native is None else {"version": fx.native.version, **fx.native_fallback},
-        "cold_clears": [f"{c.__module__}.{c.__qualname__}" for c in fx.caches],
+        "native": None if fx.native_pipeline is None else fx.native_fallback,
+        "cold_clears": [f"{type(c).__module__}.{getattr(c, '__qualname__', type(c).__qualname__)}" for c in fx.caches],
         "probe_us": [probe_before, probe_after],
     }
     if args.json:
@@ -487,10 +487,10 @@ def main(argv: list[str] | None = None) -> int:
             f"outcomes {outcomes}; interpreter probe {probe_before} / {probe_after} µs (before / after)"
         )
         print(table(results))
-        if fx.native is None:
+        if fx.native_pipeline is None:
             print("native core: not built (streams._native); the (native) stages are left out")
         else:
-            print(f"native core {fx.native.version}: {meta['native']}")
+            print(f"native plan: {meta['native']}")
         if whole is not None:
             print(
                 f"target whole < {TARGET_US:g} µs/record: {'met' if ok else 'MISSED'} "

@@ -75,7 +75,8 @@ def main() -> None:
                     state["t_first"] = time.time()
                     ru["first"] = resource.getrusage(resource.RUSAGE_SELF)
                 m = event.message
-                out = pipeline.process(m.value, m.topic, m.partition, m.offset)
+                # (fetches the writer schema from the registry the first time, as a hand-written consumer would)
+                out = pipeline.process_blocking(m.value, m.topic, m.partition, m.offset)
                 if isinstance(out, Payload):
                     req = zeotap.request(out.body)
                     resp = await client.post(req.url, content=req.body, headers=req.headers)

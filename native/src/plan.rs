@@ -62,34 +62,93 @@ impl Tables {
 
 // ------------------------------------------------------------------------------------ queries
 
-/// A value the plan asks Python for (`streams.native.resolve_queries` answers).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Query {
-    Alpha2(String),
-    PhoneRegion(String),
-    Ip(String),
-    Locale(String),
-    Identifier(Kind, String, Option<String>),
+/// What the plan asks Python for (`streams.native.query_resolver` answers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asked {
+    Alpha2,
+    PhoneRegion,
+    Ip,
+    Locale,
+    Identifier(Kind),
 }
 
-impl Query {
-    fn kind(&self) -> &'static str {
+impl Asked {
+    fn name(self) -> &'static str {
         match self {
-            Query::Alpha2(_) => "country",
-            Query::PhoneRegion(_) => "phone_region",
-            Query::Ip(_) => "ip",
-            Query::Locale(_) => "locale",
-            Query::Identifier(k, ..) => k.as_str(),
+            Asked::Alpha2 => "country",
+            Asked::PhoneRegion => "phone_region",
+            Asked::Ip => "ip",
+            Asked::Locale => "locale",
+            Asked::Identifier(k) => k.as_str(),
+        }
+    }
+    /// Which of the memo's maps keeps the answers.
+    fn slot(self) -> usize {
+        match self {
+            Asked::Alpha2 => 0,
+            Asked::PhoneRegion => 1,
+            Asked::Ip => 2,
+            Asked::Locale => 3,
+            Asked::Identifier(_) => 4,
         }
     }
 }
 
-/// Python's answers, bounded: cleared when full (the same values recur, so it refills at once).
+/// One value to ask Python about; `key` is its memo key (the value itself, or for identifiers
+/// kind, region and value together).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Query {
+    asked: Asked,
+    key: String,
+    value: String,
+    region: Option<String>,
+}
+
+impl Query {
+    fn value(asked: Asked, value: &str) -> Query {
+        Query { asked, key: value.to_owned(), value: value.to_owned(), region: None }
+    }
+    fn identifier(kind: Kind, value: &str, region: &str) -> Query {
+        Query {
+            asked: Asked::Identifier(kind),
+            key: identifier_key(kind, value, region),
+            value: value.to_owned(),
+            region: Some(region.to_owned()),
+        }
+    }
+}
+
+fn identifier_key(kind: Kind, value: &str, region: &str) -> String {
+    format!("{}\u{1}{}\u{1}{}", kind.as_str(), region, value)
+}
+
+/// Python's answers, per kind of question, looked up by the borrowed value (no copy per record);
+/// bounded: cleared when full (the same values recur, so it refills at once).
+#[derive(Default)]
+struct Memo {
+    maps: [HashMap<String, Option<String>>; 5],
+}
+
 const MEMO_LIMIT: usize = 200_000;
+
+impl Memo {
+    fn get(&self, asked: Asked, key: &str) -> Option<Option<&str>> {
+        self.maps[asked.slot()].get(key).map(|v| v.as_deref())
+    }
+    fn len(&self) -> usize {
+        self.maps.iter().map(HashMap::len).sum()
+    }
+    fn clear(&mut self) {
+        self.maps.iter_mut().for_each(HashMap::clear);
+    }
+    fn insert(&mut self, q: Query, answer: Option<String>) {
+        self.maps[q.asked.slot()].insert(q.key, answer);
+    }
+}
 
 #[derive(Default)]
 struct State {
-    memo: HashMap<Query, Option<String>>,
+    memo: Memo,
     writer_ids: Vec<u32>,
     payloads: u64,
     handed_back: HashMap<&'static str, u64>,
@@ -141,10 +200,11 @@ enum Ask<T> {
     Need(Query),
 }
 
-fn ask(state_memo: &HashMap<Query, Option<String>>, q: Query) -> Ask<Option<String>> {
-    match state_memo.get(&q) {
-        Some(v) => Ask::Got(v.clone()),
-        None => Ask::Need(q),
+/// Python's remembered answer about a value, or the question to ask it.
+fn ask<'m>(memo: &'m Memo, asked: Asked, value: &str) -> Ask<Option<&'m str>> {
+    match memo.get(asked, value) {
+        Some(answer) => Ask::Got(answer),
+        None => Ask::Need(Query::value(asked, value)),
     }
 }
 
@@ -324,6 +384,8 @@ pub struct Plan {
     tables: Arc<TablesData>,
     resolver: Py<PyAny>,
     state: Mutex<State>,
+    /// the last payload's size: the next one's buffer is allocated once
+    last_len: AtomicUsize,
 }
 
 fn get<'py, T>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T>
@@ -494,7 +556,7 @@ fn section_index(sections: &[Section<'_>], name: &str) -> Option<usize> {
 // ------------------------------------------------------------------------------------ the plan
 
 struct Ctx<'s> {
-    memo: &'s HashMap<Query, Option<String>>,
+    memo: &'s Memo,
     writer_ids: &'s [u32],
 }
 
@@ -584,13 +646,13 @@ impl Plan {
             Ask::Got(None) => return Err(Back::Country),
             Ask::Need(q) => return Ok(Done::Need(vec![q])),
         };
-        let country: String = if self.alpha3 {
-            match self.tables.alpha3.get(&alpha2) {
-                Some(a3) => a3.clone(),
+        let country: &str = if self.alpha3 {
+            match self.tables.alpha3.get(alpha2) {
+                Some(a3) => a3,
                 None => return Err(Back::Country),
             }
         } else {
-            alpha2.clone()
+            alpha2
         };
         for (section, key) in &self.country_targets {
             let i = match section_index(&sections, section) {
@@ -601,7 +663,7 @@ impl Plan {
                     sections.len() - 1
                 }
             };
-            sections[i].set(Cow::Borrowed(key.as_str()), Slot::Text(Cow::Owned(country.clone())));
+            sections[i].set(Cow::Borrowed(key.as_str()), Slot::Text(Cow::Owned(country.to_owned())));
         }
 
         // identifiers: ids trimmed, emails/phones/names normalised and hashed
@@ -628,11 +690,11 @@ impl Plan {
         for (section, key, kind) in &self.identity_targets {
             let Some(si) = section_index(&sections, section) else { continue };
             let Some(i) = sections[si].find(key) else { continue };
-            let raw = match &sections[si].entries[i].1 {
-                Slot::Text(t) => t.clone().into_owned(),
+            let found = match &sections[si].entries[i].1 {
+                Slot::Text(t) => self.identifier(*kind, t, alpha2, ctx),
                 _ => return Err(Back::Value),
             };
-            match self.identifier(*kind, &raw, &alpha2, ctx) {
+            match found {
                 Ask::Got(None) => sections[si].entries[i].1 = Slot::Gone,
                 Ask::Got(Some(v)) => {
                     sections[si].entries[i].1 = Slot::Text(Cow::Owned(v));
@@ -653,8 +715,10 @@ impl Plan {
             return Err(Back::Consent);
         }
 
-        let mut out = Vec::with_capacity(512);
+        let last = self.last_len.load(Ordering::Relaxed);
+        let mut out = Vec::with_capacity(last + last / 4 + 256);
         self.write_payload(&sections, &mut out)?;
+        self.last_len.store(out.len(), Ordering::Relaxed);
         if out.len() > self.max_event_bytes {
             return Err(Back::TooLarge);
         }
@@ -696,47 +760,38 @@ impl Plan {
                 }
             },
             Op::Rest { path, exclude, keep_null } => {
-                let src: Vec<(&'r str, &'r Value<'r>)> = match lookup(root, path) {
-                    Some(Value::Record(shape, values)) => shape.fields.iter().map(|f| f.as_str()).zip(values.iter()).collect(),
-                    Some(Value::Map(entries)) => {
-                        // Python's dict of a map with a repeated key: first position, last value
-                        for (i, (k, _)) in entries.iter().enumerate() {
-                            if entries[..i].iter().any(|(k2, _)| k2 == k) {
-                                return Err(Back::Value);
-                            }
-                        }
-                        entries.iter().map(|(k, v)| (*k, v)).collect()
-                    }
-                    _ => return Ok(()),
-                };
-                for (k, v) in src {
+                // (the decoder keeps a map's repeated key once, at its first position with its last
+                // value, as Python's dict does)
+                let mut put = |k: &'r str, v: &'r Value<'r>| {
                     if exclude.iter().any(|e| e == k) || section.find(k).is_some() {
-                        continue;
+                        return;
                     }
-                    if let Value::Null = v {
-                        if *keep_null {
-                            section.set(Cow::Borrowed(k), Slot::Json(b"null"));
-                        }
-                        continue;
+                    match v {
+                        Value::Null if *keep_null => section.entries.push((Cow::Borrowed(k), Slot::Json(b"null"))),
+                        Value::Null => {}
+                        v => section.entries.push((Cow::Borrowed(k), Slot::Val(v))),
                     }
-                    section.set(Cow::Borrowed(k), Slot::Val(v));
+                };
+                match lookup(root, path) {
+                    Some(Value::Record(shape, values)) => shape.fields.iter().zip(values.iter()).for_each(|(k, v)| put(k, v)),
+                    Some(Value::Map(entries)) => entries.iter().for_each(|(k, v)| put(k, v)),
+                    _ => {}
                 }
             }
         }
         Ok(())
     }
 
-    fn resolve_country(&self, root: &Value, ctx: &Ctx) -> Result<Ask<Option<String>>, Back> {
+    fn resolve_country<'x>(&'x self, root: &Value, ctx: &Ctx<'x>) -> Result<Ask<Option<&'x str>>, Back> {
         let t = &*self.tables;
         let [field, phone, ip, locale] = &self.country_sources;
         if let Some(c) = str_at(root, field) {
             match text::to_alpha2(c, &t.country_codes, &t.country_names) {
-                Decided::Done(Some(a2)) => return Ok(Ask::Got(Some(a2.to_owned()))),
+                Decided::Done(Some(a2)) => return Ok(Ask::Got(Some(a2))),
                 Decided::Done(None) => {}
-                Decided::Python => match ask(ctx.memo, Query::Alpha2(c.to_owned())) {
-                    Ask::Got(Some(a2)) => return Ok(Ask::Got(Some(a2))),
+                Decided::Python => match ask(ctx.memo, Asked::Alpha2, c) {
                     Ask::Got(None) => {}
-                    need => return Ok(need),
+                    got_or_need => return Ok(got_or_need),
                 },
             }
         }
@@ -750,10 +805,10 @@ impl Plan {
                 Decided::Done(None) => None,
                 // phonenumbers' AC/TA are SH, XK none: the alpha-2 table says
                 Decided::Done(Some(r)) => match text::to_alpha2(&r, &t.country_codes, &t.country_names) {
-                    Decided::Done(a2) => a2.map(str::to_owned),
+                    Decided::Done(a2) => a2,
                     Decided::Python => return Err(Back::Value),
                 },
-                Decided::Python => match ask(ctx.memo, Query::PhoneRegion(p.to_owned())) {
+                Decided::Python => match ask(ctx.memo, Asked::PhoneRegion, p) {
                     Ask::Got(a2) => a2,
                     need => return Ok(need),
                 },
@@ -763,32 +818,33 @@ impl Plan {
             }
         }
         if let Some(addr) = str_at(root, ip) {
-            match ask(ctx.memo, Query::Ip(addr.to_owned())) {
-                Ask::Got(Some(a2)) => return Ok(Ask::Got(Some(a2))),
+            match ask(ctx.memo, Asked::Ip, addr) {
                 Ask::Got(None) => {}
-                need => return Ok(need),
+                got_or_need => return Ok(got_or_need),
             }
         }
         if let Some(l) = str_at(root, locale) {
             match text::country_from_locale(l, &t.country_codes) {
-                Decided::Done(Some(a2)) => return Ok(Ask::Got(Some(a2.to_owned()))),
+                Decided::Done(Some(a2)) => return Ok(Ask::Got(Some(a2))),
                 Decided::Done(None) => {}
-                Decided::Python => match ask(ctx.memo, Query::Locale(l.to_owned())) {
-                    Ask::Got(Some(a2)) => return Ok(Ask::Got(Some(a2))),
+                Decided::Python => match ask(ctx.memo, Asked::Locale, l) {
                     Ask::Got(None) => {}
-                    need => return Ok(need),
+                    got_or_need => return Ok(got_or_need),
                 },
             }
         }
         // the default was resolved when the plan was built
-        Ok(Ask::Got(self.default_country.clone()))
+        Ok(Ask::Got(self.default_country.as_deref()))
     }
 
     /// `identity._identifier(kind, value, profile, region)`.
     fn identifier(&self, kind: Kind, value: &str, region: &str, ctx: &Ctx) -> Ask<Option<String>> {
         match self.identifier_native(kind, value, region) {
             Decided::Done(v) => Ask::Got(v),
-            Decided::Python => ask(ctx.memo, Query::Identifier(kind, value.to_owned(), Some(region.to_owned()))),
+            Decided::Python => match ctx.memo.get(Asked::Identifier(kind), &identifier_key(kind, value, region)) {
+                Some(answer) => Ask::Got(answer.map(str::to_owned)),
+                None => Ask::Need(Query::identifier(kind, value, region)),
+            },
         }
     }
 
@@ -1202,8 +1258,10 @@ fn pairs(d: &Bound<'_, PyDict>, key: &str) -> PyResult<Vec<(String, String)>> {
 
 fn query_tuple<'py>(py: Python<'py>, q: &Query) -> PyResult<Bound<'py, PyTuple>> {
     Ok(match q {
-        Query::Alpha2(v) | Query::PhoneRegion(v) | Query::Ip(v) | Query::Locale(v) => PyTuple::new(py, [q.kind(), v.as_str()])?,
-        Query::Identifier(k, v, r) => PyTuple::new(py, [Some(k.as_str()), Some(v.as_str()), r.as_deref()])?,
+        Query { asked: Asked::Identifier(k), value, region, .. } => {
+            PyTuple::new(py, [Some(k.as_str()), Some(value.as_str()), region.as_deref()])?
+        }
+        Query { asked, value, .. } => PyTuple::new(py, [asked.name(), value.as_str()])?,
     })
 }
 
@@ -1272,6 +1330,7 @@ impl Plan {
             tables: tables.get().data.clone(),
             resolver,
             state: Mutex::new(State::default()),
+            last_len: AtomicUsize::new(0),
         })
     }
 
@@ -1333,7 +1392,7 @@ impl Plan {
                 state.memo.clear();
             }
             for (q, a) in queries.into_iter().zip(answers) {
-                *state.asked.entry(q.kind()).or_default() += 1;
+                *state.asked.entry(q.asked.name()).or_default() += 1;
                 state.memo.insert(q, a);
             }
         }
