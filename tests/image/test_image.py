@@ -176,6 +176,9 @@ def test_the_image_holds_the_bridge_and_nothing_of_the_build(container: Containe
     for path in ("usr/bin/gcc", "usr/bin/cc", "usr/bin/make", "src", "wheels", "root/.cache/pip", "run/secrets", "etc/pip.conf"):
         assert not (root / path).exists(), path
     assert (root / "opt/venv/bin/s2s-bridge").is_file()
+    # the native core, built by the builder stage's Rust (none of which is in the image)
+    assert list((root / "opt/venv/lib").glob("python3*/site-packages/streams/_native*.so")), "no streams._native in the image"
+    assert not (root / "usr/bin/cargo").exists() and not (root / "usr/bin/rustc").exists()
     shipped = sorted(p.name for p in (REPO / "avro_schemas").iterdir())
     assert sorted(p.name for p in (root / "app/avro_schemas").iterdir()) == shipped
     holding = [str(p.relative_to(root)) for p in _files(root) if MARKER.encode() in p.read_bytes()]
@@ -318,6 +321,8 @@ def test_the_worker_in_the_image_delivers_everything_and_drains_on_sigterm(
             log.close()
     tail = _tail(tmp_path / "worker.log")
     assert code == 0, tail
+    # the image's worker runs the native core (built in the builder stage with Debian's Rust)
+    assert "transform core: native" in (tmp_path / "worker.log").read_text(errors="replace"), tail
     assert took < GRACE_S, f"exit {took:.1f} s after SIGTERM; the pod's grace period is {GRACE_S} s"
     for topic in topics.values():
         ends = end_offsets(kafka_bootstrap, topic, PARTITIONS)
