@@ -105,7 +105,7 @@ have_image() {
 
 pull() {
   if [[ "$builder" == docker ]]; then timeout "$pull_timeout" docker pull -q "$1" >/dev/null
-  else timeout "$pull_timeout" bah pull -q "$1" >/dev/null; fi
+  else timeout "$pull_timeout" buildah "${buildah_opts[@]}" pull -q "$1" >/dev/null; fi  # (timeout runs programs, not the bah function)
 }
 
 # --------------------------------------------------------------------------- the base

@@ -83,9 +83,7 @@ class Bridge:
         self.config = config
         self.apis = {n: make_destination(n, s) for n, s in config.destinations.items()}
         self.pipelines: dict[str, RoutePipeline] = build_pipelines(config, destinations=self.apis)
-        # the worker's routes get their native plans (the dry run, peek and replay run the Python pipeline,
-        # the reference, whose payloads the plans reproduce byte for byte)
-        self.python_routes = attach_plans(self.pipelines, config.worker.native)
+        self.python_routes: dict[str, str] = {}  # routes without a native plan, and why (`start`)
         self.sinks: dict[str, Sink] = {}
         self.capacity: dict[str, Capacity] = {}
         self._transforming: dict[str, asyncio.Lock] = {}
@@ -101,6 +99,9 @@ class Bridge:
         """Connect to Kafka (fails with KafkaUnavailable naming the reason: unreachable, TLS,
         authentication), create missing topics, open the sinks and the dead-letter producer."""
         self._warn_insecure()
+        # the worker's routes get their native plans, said in the log (the dry run, peek and replay run
+        # the Python pipeline, the reference, whose payloads the plans reproduce byte for byte)
+        self.python_routes = attach_plans(self.pipelines, self.config.worker.native)
         admin, metadata = await asyncio.to_thread(connect_admin, self.config.kafka, 15.0)
         if self.config.kafka.create_topics:
             await asyncio.to_thread(self.create_topics, admin, set(metadata.topics))
@@ -203,11 +204,15 @@ class Bridge:
         METRICS.in_flight.labels(route).set(cap.used)
         pipeline = self.pipelines[route]
         outcomes: list[Any] = []
-        # each payload goes to the sink as soon as it is transformed (not after the whole batch),
-        # so the sink's batches fill, and leave, while the rest of this batch is still transformed
-        waits: list[tuple[int, asyncio.Future[Any]]] = []
-        submit = self.sinks[pipeline.destination.name].submit
+        # the payloads go to the sink together (one future for each group of them: per-event futures
+        # cost more than a native transform), as soon as they are made: the whole batch after the
+        # native plan, every 100 records on the Python pipeline, so the sink's requests fill, and
+        # leave, while the rest of the batch is still transformed
+        waits: list[tuple[list[int], asyncio.Future[list[Any]]]] = []
+        submit_many = self.sinks[pipeline.destination.name].submit_many
         process = pipeline.process
+        queued: list[int] = []  # indices of the records whose payloads wait for `submit_many`
+        events: list[tuple[str, bytes, Lease | None]] = []
         # one batch at a time per route, in arrival order: interleaving batches would delay the
         # first one's delivery until all of them are transformed
         try:
@@ -229,11 +234,16 @@ class Bridge:
                             out = await self._process(pipeline, m)
                         python_done += 1
                         if python_done % 100 == 0:
+                            if events:
+                                waits.append((queued, submit_many(events)))
+                                queued, events = [], []
                             await asyncio.sleep(0)  # let HTTP responses and settling in between (latency)
                     outcomes.append(out)
                     if type(out) is Payload:
-                        lease = leases.get((m.topic(), m.partition())) if leases is not None else None
-                        waits.append((i, submit(out.event_id, out.body, lease)))
+                        queued.append(i)
+                        events.append((out.event_id, out.body, leases.get((m.topic(), m.partition())) if leases else None))
+                if events:
+                    waits.append((queued, submit_many(events)))
         except asyncio.CancelledError:  # shutdown: the batch is never acked; quiet its submitted events
             for _, fut in waits:
                 fut.add_done_callback(_consume_result)
@@ -298,10 +308,10 @@ class Bridge:
         pipeline: RoutePipeline,
         records: Sequence[Record],
         outcomes: list[Any],
-        waits: list[tuple[int, asyncio.Future[Any]]],
+        waits: list[tuple[list[int], asyncio.Future[list[Any]]]],
         on_settled: Callable[[], object],
     ) -> None:
-        """Wait for the batch's deliveries (`waits`: record index, sink future), dead-letter what
+        """Wait for the batch's deliveries (`waits`: record indices, their sink future), dead-letter what
         was rejected or refused, then ack the batch."""
         cap = self.capacity[route]
         dest = pipeline.destination.name
@@ -313,9 +323,12 @@ class Bridge:
                     src[i] = ReadOnce(records[i])
                     dead.append((i, self._dead_letter(route, dest, src[i], out)))
             delivered = 0
-            for i, fut in waits:
-                result = await fut  # raises DestinationMisconfigured
-                if isinstance(result, Failed):
+            for indices, fut in waits:
+                results = await fut  # raises DestinationMisconfigured
+                for i, result in zip(indices, results, strict=True):
+                    if not isinstance(result, Failed):
+                        delivered += type(result) is not Abandoned
+                        continue
                     out = outcomes[i]
                     src[i] = ReadOnce(records[i])
                     dl = self._dead_letter(
@@ -329,8 +342,6 @@ class Bridge:
                     dl.http_status, dl.debug, dl.attempts = result.status, result.debug, result.attempts
                     dl.first_failure, dl.last_failure = result.first_failure, result.last_failure
                     dead.append((i, dl))
-                elif type(result) is not Abandoned:
-                    delivered += 1
             assert self.dead_letters is not None
             # as they are, or reduced when they cannot be (too large, unwritable headers); raises
             # DeadLetterFailed only when Kafka refuses the dead-letter topic itself

@@ -30,7 +30,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from prometheus_client import Gauge
@@ -87,15 +87,50 @@ class Lease(Protocol):
 Result = Delivered | Failed | Abandoned
 
 
+class Outcomes:
+    """The results of events submitted together (`Sink.submit_many`), in submission order: `future`
+    resolves with the list once every event has one, or with the exception that stopped the
+    destination. One future per consumed batch, not one per event: the per-event futures, their
+    callbacks and awaits were a tenth of the worker's time once the transform was native."""
+
+    __slots__ = ("future", "pending", "results", "single")
+
+    def __init__(self, n: int, single: bool = False) -> None:
+        self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.results: list[Result | None] = [None] * n
+        self.pending = n
+        self.single = single  # `submit`: the future resolves with the one result, not a list
+
+    def resolve(self, index: int, result: Result) -> None:
+        if self.results[index] is not None or self.future.done():
+            return
+        self.results[index] = result
+        self.pending -= 1
+        if self.pending == 0:
+            self.future.set_result(result if self.single else self.results)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+    def cancel(self) -> None:
+        if not self.future.done():
+            self.future.cancel()
+
+
 @dataclass(slots=True)
 class _Item:
     event_id: str
     body: bytes
-    future: asyncio.Future[Result]
+    outcomes: Outcomes
+    index: int  # in `outcomes`
     attempts: int = 0
     first_failure: float = 0.0
     refused_at: int = -1  # the breaker's delivery count when a request carrying it was last refused
     lease: Lease | None = None
+
+    def resolve(self, result: Result) -> None:
+        self.outcomes.resolve(self.index, result)
 
 
 class _Family:
@@ -251,20 +286,34 @@ class Sink:
     def submit(self, event_id: str, body: bytes, lease: Lease | None = None) -> asyncio.Future[Result]:
         """Queue one encoded event; the future resolves when its fate is known (`Abandoned`, unsent,
         if its `lease` is revoked before it is sent)."""
-        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        size = len(body) + 1
-        if self._pending and (
-            len(self._pending) >= self.max_events
-            or self._pending_bytes + size + self.api.envelope_bytes(len(self._pending) + 1) > self.max_bytes
+        outcomes = Outcomes(1, single=True)
+        self._queue(_Item(event_id, body, outcomes, 0, lease=lease))
+        return outcomes.future
+
+    def submit_many(self, events: Sequence[tuple[str, bytes, Lease | None]]) -> asyncio.Future[list[Result]]:
+        """Queue encoded events `(event_id, body, lease)`; one future resolves with their results,
+        in order, once all are known (`submit`'s rules per event)."""
+        outcomes = Outcomes(len(events))
+        queue = self._queue
+        for index, (event_id, body, lease) in enumerate(events):
+            queue(_Item(event_id, body, outcomes, index, lease=lease))
+        return outcomes.future
+
+    def _queue(self, item: _Item) -> None:
+        size = len(item.body) + 1
+        pending = self._pending
+        if pending and (
+            len(pending) >= self.max_events
+            or self._pending_bytes + size + self.api.envelope_bytes(len(pending) + 1) > self.max_bytes
         ):
             self._cut()
-        self._pending.append(_Item(event_id, body, fut, lease=lease))
+            pending = self._pending
+        pending.append(item)
         self._pending_bytes += size
-        if len(self._pending) >= self.max_events:
+        if len(pending) >= self.max_events:
             self._cut()
         elif self._linger_task is None:
             self._linger_task = asyncio.ensure_future(self._linger())
-        return fut
 
     async def send(self, events: Sequence[tuple[str, bytes]]) -> list[Result]:
         """Submit events and wait for all of their results (raises DestinationMisconfigured)."""
@@ -326,18 +375,15 @@ class Sink:
             await self._deliver_items(items, family)
         except DestinationMisconfigured as exc:
             for it in items:
-                if not it.future.done():
-                    it.future.set_exception(exc)
+                it.outcomes.fail(exc)
         except asyncio.CancelledError:
             for it in items:
-                if not it.future.done():
-                    it.future.cancel()
+                it.outcomes.cancel()
             raise
         except Exception as exc:  # a bug: never leave a caller hanging
             log.exception("delivery to %s failed unexpectedly", self.name)
             for it in items:
-                if not it.future.done():
-                    it.future.set_exception(exc)
+                it.outcomes.fail(exc)
         finally:
             self._families.discard(family)
 
@@ -364,7 +410,7 @@ class Sink:
                 family.successes += 1
                 self._healthy()
                 for it in items:
-                    it.future.set_result(Delivered(it.attempts))
+                    it.resolve(Delivered(it.attempts))
                 METRICS.delivered_events.labels(self.name).inc(len(items))
                 return
             if verdict is Verdict.MISCONFIGURED:
@@ -464,7 +510,7 @@ class Sink:
         kept = []
         for it in items:
             if it.lease is not None and it.lease.revoked:
-                it.future.set_result(Abandoned())
+                it.resolve(Abandoned())
             else:
                 kept.append(it)
         return kept
@@ -477,7 +523,7 @@ class Sink:
 
     @staticmethod
     def _fail(it: _Item, reason: str, status: int | None, debug: str, now: float) -> None:
-        it.future.set_result(Failed(reason, status, debug, it.attempts, it.first_failure or now, now))
+        it.resolve(Failed(reason, status, debug, it.attempts, it.first_failure or now, now))
 
     async def _post(self, items: list[_Item]) -> tuple[Verdict, int | None, str, float | None]:
         body = self.api.batch_body([it.body for it in items])
