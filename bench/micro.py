@@ -14,9 +14,12 @@ country, consent ``require: [marketing]``), stage by stage:
 ``enrich + consent``   ``RoutePipeline._enrich`` + ``consent.evaluate``
 ``encode``             ``orjson.dumps(destination.payload(sections))``
 ``whole``              ``RoutePipeline.process(bytes, topic, partition, offset)``
-``… (native)``         the same stage with the native core (``streams._native``, docs/native.md) handed to
-                       the pipeline; absent when the extension is not built. The output also gives
-                       the share of records for which the native core handed a value back to Python.
+``decode plain (native)`` the native core's Avro decoder alone (``streams._native``, docs/native.md)
+``whole (native)``     the route's native plan as the worker runs it: ``RoutePipeline.native_payloads``
+                       per 500-record batch, ``RoutePipeline.process`` for what it hands back (cold:
+                       the plan forgets Python's remembered answers too). The (native) stages are
+                       absent when the extension is not built; the output also gives the share of
+                       records the plan handed back to Python, and why.
 
 Records come from ``streams.dev.samples.SampleFactory`` (distinct emails and phone numbers,
 varied countries, spellings and phone formats) and are pre-encoded with
@@ -62,7 +65,7 @@ DEFAULT_CONFIG = REPO / "examples" / "bridge.yaml"
 ROUTE = "purchase_completed"
 TARGET_US = 25.0  # whole transform, µs per record
 SCHEMA_ID = 42  # Confluent schema id served by the fake registry
-NATIVE_STAGES = ("whole (native)",)
+NATIVE_STAGES = ("decode plain (native)", "whole (native)")
 NATIVE_BATCH = 500  # records per native call, as the worker hands it a consumed batch
 STAGES = ("decode plain", "decode confluent", "map", "enrich + consent", "encode", "whole", *NATIVE_STAGES)
 
@@ -283,6 +286,14 @@ def stages(fx: Fixture) -> dict[str, tuple[Callable[[], Any], Callable[[Any], No
                     if made is None:
                         native_process(value, ROUTE, 0, offset)
 
+        from streams._native import _avro_decode_count  # the native decoder alone (a test hook of the extension)
+
+        schema_json = json.dumps(native.decoder.reader_schema)  # type: ignore[union-attr]
+
+        def run_decode_native(items: list[bytes]) -> None:
+            _avro_decode_count(schema_json, items, 1)
+
+        out["decode plain (native)"] = (lambda: fx.plain, run_decode_native)
         out["whole (native)"] = (lambda: fx.plain, run_whole_native)
 
     return out

@@ -205,6 +205,21 @@ pub fn write_time(out: &mut Vec<u8>, micros: i64) -> Result<(), NoJson> {
     Ok(())
 }
 
+/// A JSON object of (key, value) pairs in the given order (a record's fields, a map's entries).
+fn write_object<'v, 'a: 'v>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'v str, &'v Value<'a>)>, ts: TsFormat) -> Result<(), NoJson> {
+    out.push(b'{');
+    for (i, (key, value)) in pairs.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, key);
+        out.push(b':');
+        write_value(out, value, ts)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
 /// `orjson.dumps(_json_value(v, ts))` appended to `out`.
 pub fn write_value(out: &mut Vec<u8>, v: &Value, ts: TsFormat) -> Result<(), NoJson> {
     match v {
@@ -222,18 +237,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, ts: TsFormat) -> Result<(), NoJ
             }
             out.push(b'"');
         }
-        Value::Record(shape, values) => {
-            out.push(b'{');
-            for (i, (name, value)) in shape.fields.iter().zip(values).enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, name);
-                out.push(b':');
-                write_value(out, value, ts)?;
-            }
-            out.push(b'}');
-        }
+        Value::Record(shape, values) => write_object(out, shape.fields.iter().map(String::as_str).zip(values), ts)?,
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -244,18 +248,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, ts: TsFormat) -> Result<(), NoJ
             }
             out.push(b']');
         }
-        Value::Map(entries) => {
-            out.push(b'{');
-            for (i, (key, value)) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, key);
-                out.push(b':');
-                write_value(out, value, ts)?;
-            }
-            out.push(b'}');
-        }
+        Value::Map(entries) => write_object(out, entries.iter().map(|(k, v)| (*k, v)), ts)?,
         Value::Timestamp(micros) => write_timestamp(out, *micros, ts)?,
         Value::Date(days) => write_date(out, *days)?,
         Value::Time(micros) => write_time(out, *micros)?,

@@ -1040,18 +1040,7 @@ impl Plan {
             match piece {
                 Piece::Slot(v) => self.write_slot(v, out)?,
                 Piece::Str(v) => json::write_str(out, v),
-                Piece::Props => {
-                    out.push(b'{');
-                    for (j, (pk, pv)) in props.iter().enumerate() {
-                        if j > 0 {
-                            out.push(b',');
-                        }
-                        json::write_str(out, pk);
-                        out.push(b':');
-                        self.write_slot(pv, out)?;
-                    }
-                    out.push(b'}');
-                }
+                Piece::Props => self.write_object(out, props.iter().copied())?,
             }
         }
         out.push(b'}');
@@ -1103,18 +1092,8 @@ impl Plan {
         if let Some(u) = identifiers {
             if !keys.contains(&"identifiers") {
                 sep(out);
-                out.extend_from_slice(b"\"identifiers\":{");
-                let mut inner = true;
-                for (k, v) in u.entries.iter().filter(|(k, v)| !matches!(v, Slot::Gone) && k != customer_id) {
-                    if !inner {
-                        out.push(b',');
-                    }
-                    inner = false;
-                    json::write_str(out, k);
-                    out.push(b':');
-                    self.write_slot(v, out)?;
-                }
-                out.push(b'}');
+                out.extend_from_slice(b"\"identifiers\":");
+                self.write_object(out, u.entries.iter().filter(|(k, v)| !matches!(v, Slot::Gone) && k != customer_id))?;
                 keys.push("identifiers");
             }
         }
@@ -1147,13 +1126,20 @@ impl Plan {
     }
 
     fn write_section(&self, s: &Section<'_>, out: &mut Vec<u8>) -> Result<(), Back> {
+        self.write_object(out, s.entries.iter().filter(|(_, v)| !matches!(v, Slot::Gone)))
+    }
+
+    /// A JSON object of a section's (key, slot) entries, in order.
+    fn write_object<'s, 'r: 's>(
+        &self,
+        out: &mut Vec<u8>,
+        entries: impl Iterator<Item = &'s (Cow<'r, str>, Slot<'r>)>,
+    ) -> Result<(), Back> {
         out.push(b'{');
-        let mut first = true;
-        for (k, slot) in s.entries.iter().filter(|(_, v)| !matches!(v, Slot::Gone)) {
-            if !first {
+        for (i, (k, slot)) in entries.enumerate() {
+            if i > 0 {
                 out.push(b',');
             }
-            first = false;
             json::write_str(out, k);
             out.push(b':');
             self.write_slot(slot, out)?;
@@ -1335,11 +1321,14 @@ impl Plan {
     }
 
     /// A Confluent writer schema id whose schema is the reader's (`Decoder._same`).
-    fn add_writer_id(&self, schema_id: u32) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if !st.writer_ids.contains(&schema_id) {
-            st.writer_ids.push(schema_id);
-        }
+    fn add_writer_id(&self, py: Python<'_>, schema_id: u32) {
+        // (the lock is taken without the GIL: `run` may hold it while it waits for the GIL)
+        py.detach(|| {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if !st.writer_ids.contains(&schema_id) {
+                st.writer_ids.push(schema_id);
+            }
+        })
     }
 
     /// Transform a batch of record values (bytes, or None for a tombstone): per record
@@ -1352,7 +1341,15 @@ impl Plan {
             slices.push(if item.is_none() { None } else { Some(item.cast::<PyBytes>()?.as_bytes()) });
         }
         let n = slices.len();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // one batch at a time: a second thread waiting here while holding the GIL would deadlock
+        // with the first, which needs the GIL back to ask Python or to hand its results over
+        let mut state = match self.state.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err("a native plan runs one batch at a time"))
+            }
+        };
         let mut results: Vec<Option<Done>> = (0..n).map(|_| None).collect();
         let mut pending: Vec<usize> = (0..n).collect();
         for round in 0..4 {
@@ -1418,18 +1415,21 @@ impl Plan {
     }
 
     /// Forget Python's answers (a benchmark's cold pass).
-    fn forget(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).memo.clear();
+    fn forget(&self, py: Python<'_>) {
+        py.detach(|| self.state.lock().unwrap_or_else(|e| e.into_inner()).memo.clear())
     }
 
     /// What the plan did so far: payloads made, records handed back (per reason), values asked of Python (per kind).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (payloads, handed_back, asked, remembered) = py.detach(|| {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            (st.payloads, st.handed_back.clone(), st.asked.clone(), st.memo.len())
+        });
         let d = PyDict::new(py);
-        d.set_item("payloads", st.payloads)?;
-        d.set_item("handed_back", st.handed_back.clone())?;
-        d.set_item("asked", st.asked.clone())?;
-        d.set_item("remembered", st.memo.len())?;
+        d.set_item("payloads", payloads)?;
+        d.set_item("handed_back", handed_back)?;
+        d.set_item("asked", asked)?;
+        d.set_item("remembered", remembered)?;
         Ok(d)
     }
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Iterator
 
@@ -13,6 +14,7 @@ import yaml
 from streams.deadletter import H_DEBUG, H_EXC_CLASS, H_OFFSET, H_PARTITION, H_REASON, H_STAGE, H_STATUS, H_TOPIC
 from streams.dev.emulator import Emulator, EmulatorConfig
 from streams.dev.samples import EVENTS, SampleFactory
+from streams.native import load_extension
 from streams.pipeline.outcome import Payload, Rejected
 from streams.routes import build_pipelines
 from tests.integration import harness
@@ -145,6 +147,14 @@ async def test_poison_records_are_dead_lettered_with_original_bytes(kafka_bootst
         assert (int(h[H_PARTITION]), int(h[H_OFFSET])) == source[key]
     assert by_key[b"garbage"][1][H_STAGE] == "decode"
     assert by_key[b"garbage"][1][H_EXC_CLASS] == "DecodeError"
+    # the route ran on its native plan, which made the good records' payloads and handed the bad ones
+    # to the Python pipeline (whose dead letters and filter are the ones checked above)
+    if load_extension() is not None or os.environ.get("CI") == "true":
+        plan = worker.bridge.pipelines["purchase_completed"].native
+        assert plan is not None
+        stats = plan.stats()
+        assert stats["payloads"] == 200, stats
+        assert {"decode", "tombstone", "no_identifier", "no_country"} <= set(stats["handed_back"]), stats
     reasons = {h[H_REASON] for _, h in dls}
     assert {"missing_identifier", "missing_country", "undecodable"} <= reasons
     # no raw PII in any dead-letter header

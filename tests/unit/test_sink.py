@@ -337,3 +337,32 @@ def test_rate_budget_is_shared_by_the_workers(settings: dict[str, Any], rps: flo
         assert sink._rate.rps is None
     else:
         assert sink._rate.rps == pytest.approx(rps)
+
+
+async def test_submit_many_resolves_one_future_with_every_result_in_order() -> None:
+    """A group's future (what the worker awaits per consumed batch) resolves once, with each event's
+    own result in submission order: delivered, refused alone after the bisect, across several requests."""
+
+    def handler(events: list[dict[str, Any]]) -> httpx.Response:
+        if any(e["event"]["eventName"] == "poison" for e in events):
+            return httpx.Response(400, headers={"x-zeo-debug": "invalid event"})
+        return httpx.Response(204)
+
+    sink, seen = make_sink(handler, batch={"max_events": 100, "linger_ms": 5})
+    group = sink.submit_many([(*body(i, poison=i in (3, 250)), None) for i in range(300)])
+    other = sink.submit_many([(*body(1000 + i), None) for i in range(5)])
+    results = await asyncio.wait_for(group, 5)
+    assert len(results) == 300
+    assert [i for i, r in enumerate(results) if isinstance(r, Failed)] == [3, 250]
+    assert all(isinstance(r, Delivered) for i, r in enumerate(results) if i not in (3, 250))
+    assert [type(r).__name__ for r in await asyncio.wait_for(other, 5)] == ["Delivered"] * 5
+    assert len({e["event"]["eventId"] for b in seen for e in b}) == 305
+    await sink.close()
+
+
+async def test_submit_many_fails_the_group_when_the_destination_is_misconfigured() -> None:
+    sink, _ = make_sink(lambda ev: httpx.Response(401))
+    group = sink.submit_many([(*body(i), None) for i in range(3)])
+    with pytest.raises(DestinationMisconfigured, match="401"):
+        await asyncio.wait_for(group, 5)
+    await sink.close()
