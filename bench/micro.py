@@ -469,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     probe_before = interpreter_probe_us()
     results = measure(fx, args.repeats, tuple(args.stage or STAGES), args.chunk)
     probe_after = interpreter_probe_us()
-    whole = results.get("whole")
+    # the transform the worker runs: the native plan when it is built, else the Python pipeline
+    whole = results.get("whole (native)") or results.get("whole")
     ok = whole is None or max(whole["cold_us"], whole["warm_us"]) < TARGET_US
     meta = {
         "route": ROUTE,
@@ -504,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"native plan: {meta['native']}")
         if whole is not None:
             print(
-                f"target whole < {TARGET_US:g} µs/record: {'met' if ok else 'MISSED'} "
+                f"target whole{' (native)' if 'whole (native)' in results else ''} < {TARGET_US:g} µs/record: "
+                f"{'met' if ok else 'MISSED'} "
                 f"(cold {whole['cold_us']:.2f}, warm {whole['warm_us']:.2f})"
             )
     if args.profile:
