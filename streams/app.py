@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -221,7 +222,11 @@ class Bridge:
                 # what it hands back (None), and every record without a plan, runs the Python pipeline
                 made: list[Payload | None] | None = None
                 if pipeline.native is not None:
-                    made, handed_back = pipeline.native_payloads([m.value() for m in records])  # type: ignore[misc]
+                    try:
+                        made, handed_back = pipeline.native_payloads([m.value() for m in records])  # type: ignore[misc]
+                    except Exception:  # a bug in the plan must not stop the stream: this batch runs on Python
+                        log.exception("route %s: the native plan failed; the Python pipeline processes this batch", route)
+                        handed_back = Counter({"plan_error": n})
                     for why, count in handed_back.items():
                         METRICS.native_handed_back.labels(route, why).inc(count)
                 python_done = 0

@@ -168,13 +168,18 @@ pub fn write_date(out: &mut Vec<u8>, days: i32) -> Result<(), NoJson> {
     }
     let (y, m, d) = civil_from_days(days);
     out.push(b'"');
+    push_date(out, y, m, d);
+    out.push(b'"');
+    Ok(())
+}
+
+/// `YYYY-MM-DD` (the date of `date.isoformat()` and of the ISO timestamps).
+fn push_date(out: &mut Vec<u8>, y: i64, m: u32, d: u32) {
     push_year(out, y);
     out.push(b'-');
     push2(out, m);
     out.push(b'-');
     push2(out, d);
-    out.push(b'"');
-    Ok(())
 }
 
 /// `orjson.dumps(time.isoformat())`: `"HH:MM:SS"`, with `.ffffff` when there are microseconds.
@@ -280,11 +285,7 @@ pub fn write_timestamp(out: &mut Vec<u8>, micros: i64, ts: TsFormat) -> Result<(
             let secs = (in_day / 1000) as u32;
             let ms = (in_day % 1000) as u32;
             out.push(b'"');
-            push_year(out, y);
-            out.push(b'-');
-            push2(out, m);
-            out.push(b'-');
-            push2(out, d);
+            push_date(out, y, m, d);
             out.push(b'T');
             push2(out, secs / 3600);
             out.push(b':');

@@ -555,6 +555,15 @@ fn section_index(sections: &[Section<'_>], name: &str) -> Option<usize> {
 
 // ------------------------------------------------------------------------------------ the plan
 
+/// A record's value as the batch holds it.
+#[derive(Clone, Copy)]
+enum Input<'d> {
+    Bytes(&'d [u8]),
+    Tombstone,
+    /// not `bytes` (a bytearray, a memoryview): the Python pipeline reads it
+    Other,
+}
+
 struct Ctx<'s> {
     memo: &'s Memo,
     writer_ids: &'s [u32],
@@ -598,8 +607,12 @@ impl Plan {
         }
     }
 
-    fn run_one(&self, data: Option<&[u8]>, ctx: &Ctx) -> Done {
-        let Some(data) = data else { return Done::Back(Back::Tombstone) };
+    fn run_one(&self, input: Input<'_>, ctx: &Ctx) -> Done {
+        let data = match input {
+            Input::Bytes(data) => data,
+            Input::Tombstone => return Done::Back(Back::Tombstone),
+            Input::Other => return Done::Back(Back::Framing),
+        };
         let body = match self.body(data, ctx) {
             Ok(b) => b,
             Err(why) => return Done::Back(why),
@@ -1335,10 +1348,14 @@ impl Plan {
     /// `(event_id, payload JSON bytes)`, or, when the Python pipeline must process it, why (a str).
     fn run<'py>(&self, py: Python<'py>, values: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyList>> {
         let items: Vec<Bound<'py, PyAny>> = values.iter().collect();
-        let mut slices: Vec<Option<&[u8]>> = Vec::with_capacity(items.len());
+        let mut slices: Vec<Input> = Vec::with_capacity(items.len());
         for item in &items {
             // borrowed, not copied (a Vec<u8> per record would cost ~5 µs at 300 bytes)
-            slices.push(if item.is_none() { None } else { Some(item.cast::<PyBytes>()?.as_bytes()) });
+            slices.push(match item.cast::<PyBytes>() {
+                Ok(b) => Input::Bytes(b.as_bytes()),
+                Err(_) if item.is_none() => Input::Tombstone,
+                Err(_) => Input::Other, // a bytearray, a memoryview: Python reads it
+            });
         }
         let n = slices.len();
         // one batch at a time: a second thread waiting here while holding the GIL would deadlock

@@ -88,3 +88,77 @@ def test_a_route_without_a_native_form_runs_on_python_and_says_why(caplog: pytes
     assert any(line.startswith("route consent_updated: Python pipeline (consent.{consent_type}") for line in _core_lines(caplog))
     p = pipelines["market_offer_assignment"]
     assert p.native_payloads([b"x"]) is None  # no plan: the caller runs `process` for every record
+
+
+class _BrokenPlan:
+    """A plan with a bug: every batch raises."""
+
+    def run(self, values: list[bytes | None]) -> list[Any]:
+        raise RuntimeError("a bug in the plan")
+
+    def add_writer_id(self, schema_id: int) -> None:
+        pass
+
+
+class _Submitted:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, bytes, Any]] = []
+
+    def submit_many(self, events: list[tuple[str, bytes, Any]]) -> Any:
+        import asyncio
+
+        self.events += events
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result([object()] * len(events))
+        return fut
+
+
+class _Msg:
+    def __init__(self, value: bytes, offset: int) -> None:
+        self._value, self._offset = value, offset
+
+    def topic(self) -> str:
+        return "purchase_completed"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+
+def test_a_plan_that_fails_leaves_its_batch_to_the_python_pipeline(caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in a native plan must not stop the stream: that batch runs on the Python pipeline, said in
+    the log and counted (`s2s_native_handed_back_total{reason="plan_error"}`)."""
+    import asyncio
+
+    from streams.app import Bridge, Capacity
+    from streams.codec import encode_plain
+    from streams.dev.samples import SampleFactory
+    from streams.metrics import METRICS
+
+    bridge = Bridge(load_config(EXAMPLE, env=ENV))
+    pipeline = bridge.pipelines["purchase_completed"]
+    pipeline.native = _BrokenPlan()
+    assert pipeline.decoder is not None
+    factory = SampleFactory(4)
+    records = [_Msg(encode_plain(pipeline.decoder.reader, factory.record("purchase_completed")), i) for i in range(20)]
+    sink = _Submitted()
+    before = METRICS.native_handed_back.labels("purchase_completed", "plan_error")._value.get()
+
+    async def main() -> None:
+        bridge.capacity = {"purchase_completed": Capacity(100)}
+        bridge._transforming = {"purchase_completed": asyncio.Lock()}
+        bridge.sinks = {pipeline.destination.name: sink}  # type: ignore[dict-item]
+        await bridge.process_batch("purchase_completed", records, lambda: None)  # type: ignore[arg-type]
+
+    caplog.set_level(logging.ERROR, logger="streams.worker")
+    asyncio.run(main())
+    expected = [pipeline.process(m.value(), m.topic(), m.partition(), m.offset()) for m in records]
+    assert [(e, b) for e, b, _ in sink.events] == [(p.event_id, p.body) for p in expected if hasattr(p, "body")]
+    assert len(sink.events) == 20
+    assert any("the native plan failed" in r.getMessage() for r in caplog.records)
+    assert METRICS.native_handed_back.labels("purchase_completed", "plan_error")._value.get() == before + 20
