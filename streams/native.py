@@ -7,7 +7,7 @@ at start. The Python pipeline (`streams.pipeline`) is the reference: a plan make
 where it reproduces Python byte for byte and hands every other record back (a rejection, a filter,
 a value it cannot decide), and the caller runs `RoutePipeline.process` for it. Values the plan
 cannot decide but that recur (a country name with diacritics, an IP address, a rare phone format)
-it asks of Python through `resolve_queries`, once per batch, and remembers the answers.
+it asks of Python through `query_resolver`, once per batch, and remembers the answers.
 
 The extension is pure computation (no I/O, no threads of its own). The pipeline never imports it:
 `streams.routes.build_pipelines` attaches the plan to the `RoutePipeline` (`native`), and
