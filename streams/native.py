@@ -147,16 +147,12 @@ def query_resolver(profile_key: str) -> Callable[[Sequence[tuple[str | None, ...
 class NativeCore:
     """The loaded extension and the reference tables its plans share (built once per process)."""
 
-    name = "native"
-
     def __init__(self, extension: ModuleType) -> None:
         from streams.native_data import phone_tables
 
         self.extension = extension
         self.version: str = extension.__version__
-        self.tables = extension.Tables(
-            country_mod._CODES, country_mod._NAMES, {a2: a3 for a2, a3 in country_mod._ALPHA3.items()}, phone_tables()
-        )
+        self.tables = extension.Tables(country_mod._CODES, country_mod._NAMES, country_mod._ALPHA3, phone_tables())
 
     def plan_for(self, pipeline: RoutePipeline) -> Any:
         """The route's native plan; NoNativeForm (or the extension's ValueError) says why there is none."""

@@ -9,7 +9,7 @@
 //! of Python once per batch and remembered (`Memo`), so the record still completes natively.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -553,6 +553,16 @@ fn section_index(sections: &[Section<'_>], name: &str) -> Option<usize> {
     sections.iter().position(|s| s.name == name)
 }
 
+/// `sections.get(name)`.
+fn section_named<'s, 'r>(sections: &'s [Section<'r>], name: &str) -> Option<&'s Section<'r>> {
+    sections.iter().find(|s| s.name == name)
+}
+
+/// `section.get(key)` of a section that may be absent (Gone entries are absent).
+fn slot_of<'s, 'r>(section: Option<&'s Section<'r>>, key: &str) -> Option<&'s Slot<'r>> {
+    section.and_then(|s| s.find(key).map(|i| &s.entries[i].1))
+}
+
 // ------------------------------------------------------------------------------------ the plan
 
 /// A record's value as the batch holds it.
@@ -885,11 +895,10 @@ impl Plan {
     /// `consent.evaluate(sections["consent"], policy) is None`; a denial goes to Python (which
     /// builds the filter with its reason).
     fn consent_passes(&self, sections: &[Section<'_>]) -> Result<bool, Back> {
-        let consent = sections.iter().find(|s| s.name == "consent");
+        let consent = section_named(sections, "consent");
         let granted = |purpose: &str| -> Result<Option<bool>, Back> {
-            let Some(c) = consent else { return Ok(None) };
-            let Some(i) = c.find(purpose) else { return Ok(None) };
-            match &c.entries[i].1 {
+            let Some(slot) = slot_of(consent, purpose) else { return Ok(None) };
+            match slot {
                 Slot::Bool(b) => Ok(Some(*b)),
                 Slot::Text(t) => consent_str(t).map_err(|_| Back::Value),
                 Slot::Val(v) => consent_value(v).map_err(|_| Back::Value),
@@ -956,10 +965,8 @@ impl Plan {
             Str(&'s str),
             Props,
         }
-        let section = |name: &str| -> Option<&'s Section<'r>> { sections.iter().find(|s| s.name == name) };
-        fn slot<'a, 'b>(s: Option<&'a Section<'b>>, key: &str) -> Option<&'a Slot<'b>> {
-            s.and_then(|s| s.find(key).map(|i| &s.entries[i].1))
-        }
+        let section = |name: &str| section_named(sections, name);
+        let slot = slot_of;
         fn set<'a, 'b>(fields: &mut Vec<(&'a str, Piece<'a, 'b>)>, key: &'a str, piece: Piece<'a, 'b>) {
             match fields.iter().position(|(k, _)| *k == key) {
                 Some(i) => fields[i].1 = piece,
@@ -1063,10 +1070,8 @@ impl Plan {
     /// Activation's event; anything `validate_event` would refuse (or the plan cannot vouch for)
     /// goes back to Python, which dead-letters it with its reason.
     fn write_activation(&self, sections: &[Section<'_>], customer_id: &str, out: &mut Vec<u8>) -> Result<(), Back> {
-        let section = |name: &str| sections.iter().find(|s| s.name == name);
-        fn slot<'s, 'r>(s: Option<&'s Section<'r>>, key: &str) -> Option<&'s Slot<'r>> {
-            s.and_then(|s| s.find(key).map(|i| &s.entries[i].1))
-        }
+        let section = |name: &str| section_named(sections, name);
+        let slot = slot_of;
         let (event, user) = (section("event"), section("user"));
         let name = slot(event, "eventName").and_then(|v| v.as_str()).filter(|v| !v.is_empty()).ok_or(Back::Value)?;
         let cid = slot(user, customer_id).and_then(|v| v.as_str()).filter(|v| !v.is_empty()).ok_or(Back::Value)?;
@@ -1377,12 +1382,13 @@ impl Plan {
             });
             pending.clear();
             let mut queries: Vec<Query> = Vec::new();
+            let mut queued: HashSet<(usize, String)> = HashSet::new(); // each value asked once per round
             for (i, d) in done {
                 match d {
                     Done::Need(qs) => {
                         pending.push(i);
                         for q in qs {
-                            if !queries.contains(&q) {
+                            if queued.insert((q.asked.slot(), q.key.clone())) {
                                 queries.push(q);
                             }
                         }

@@ -23,9 +23,9 @@ pub fn py_isspace(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\u{0b}' | '\u{0c}' | '\r' | '\u{1c}'..='\u{1f}' | ' ' | '\u{85}' | '\u{a0}')
 }
 
-/// `py_isspace` of an ASCII byte (`re`'s `\s` too).
+/// `py_isspace` of a byte of ASCII text (`re`'s `\s` too); never true for a byte of a multi-byte character.
 pub fn is_py_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f)
+    b.is_ascii() && py_isspace(b as char)
 }
 
 /// True when every character is one native text handles exactly.

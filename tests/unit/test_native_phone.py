@@ -9,7 +9,6 @@ back cannot pass.
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -32,13 +31,7 @@ Case = tuple[str, str | None]
 
 
 def _phone_tables_class() -> Any:
-    extension = require_extension()
-    if not hasattr(extension, "PhoneTables"):  # a build from before the phone core
-        reason = "streams._native predates PhoneTables: rebuild it (pip install -e .)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return extension.PhoneTables
+    return require_extension().PhoneTables
 
 
 @pytest.fixture(scope="module")
